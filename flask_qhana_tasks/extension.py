@@ -1,0 +1,197 @@
+"""The :class:`QHAnaTasks` extension object."""
+
+from __future__ import annotations
+
+import os
+import typing as t
+from pathlib import Path
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+from .models import _binding
+from .models import Base
+
+if t.TYPE_CHECKING:
+    from alembic.config import Config
+
+#: The key of the extension in :attr:`flask.Flask.extensions`.
+EXTENSION_KEY = "qhana_tasks"
+
+#: The folder of the Alembic revisions that create and update the task tables.
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: The marker in :attr:`sqlalchemy.schema.Table.info` of the tables this package
+#: adds to an application's metadata.
+TABLE_INFO_KEY = "flask_qhana_tasks"
+
+
+class QHAnaTasks:
+    """Durable records of long-running tasks for a Flask application.
+
+    Register it like any extension, after Flask-SQLAlchemy::
+
+        db = SQLAlchemy()
+        tasks = QHAnaTasks()
+
+        def create_app():
+            app = Flask(__name__)
+            db.init_app(app)
+            tasks.init_app(app)
+            return app
+
+    :param app: the application to register with; leave out to call
+        :meth:`init_app` later.
+    :param db: the Flask-SQLAlchemy instance whose database holds the tasks;
+        defaults to the one registered on the application.
+    """
+
+    def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
+        self.db = db
+
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
+        """Register the extension and the task models with an application.
+
+        The task tables are added to the metadata of ``db``, so
+        ``db.create_all()`` creates them and Flask-Migrate's autogenerate sees
+        them. If Flask-Migrate is registered on the application already, the
+        package's migrations are added to its version locations (see
+        :data:`QHANA_TASKS_MIGRATIONS`).
+
+        :param app: the application.
+        :param db: the Flask-SQLAlchemy instance; defaults to the one given to the
+            constructor, then to the one registered on ``app``.
+        :raises RuntimeError: the extension is registered on ``app`` already, no
+            Flask-SQLAlchemy instance is known, or the models are registered with
+            a different one.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                f"A 'QHAnaTasks' instance is already registered on the application"
+                f" {app.name!r}. Call 'init_app' once per application."
+            )
+
+        db = self._resolve_db(app, db)
+        _register_models(db)
+        self.db = db
+        app.extensions[EXTENSION_KEY] = self
+
+        app.config.setdefault("QHANA_TASKS_MIGRATIONS", True)
+
+        if app.config["QHANA_TASKS_MIGRATIONS"] and "migrate" in app.extensions:
+            add_migrations_to(app.extensions["migrate"].migrate)
+
+        from .cli import tasks_cli
+
+        app.cli.add_command(tasks_cli)
+
+    def _resolve_db(self, app: Flask, db: SQLAlchemy | None) -> SQLAlchemy:
+        db = db or self.db or app.extensions.get("sqlalchemy")
+
+        if db is None:
+            raise RuntimeError(
+                f"No Flask-SQLAlchemy instance is registered on the application"
+                f" {app.name!r}. Call 'db.init_app(app)' before"
+                f" 'QHAnaTasks.init_app(app)', or pass 'db' to it."
+            )
+
+        if not isinstance(db, SQLAlchemy):
+            raise TypeError(
+                "'db' must be a 'flask_sqlalchemy.SQLAlchemy' instance, not"
+                f" {type(db).__name__!r}."
+            )
+
+        return db
+
+
+def _register_models(db: SQLAlchemy) -> None:
+    """Bind the models to ``db`` and add their tables to its metadata."""
+    bound = _binding.db
+
+    if bound is not None and bound is not db:
+        raise RuntimeError(
+            "The flask_qhana_tasks models are already registered with another"
+            f" Flask-SQLAlchemy instance ({bound!r}). The models are module-level"
+            " classes, so one process can register them with one 'db': create it"
+            " once at module level and pass it to every application."
+        )
+
+    if bound is db:
+        return
+
+    target = db.metadata
+
+    for table in Base.metadata.sorted_tables:
+        existing = target.tables.get(table.key)
+
+        if existing is not None and not existing.info.get(TABLE_INFO_KEY):
+            raise RuntimeError(
+                f"The application's metadata already has a table named"
+                f" {table.name!r}. Remove the application's own task models and"
+                " import them from 'flask_qhana_tasks' instead."
+            )
+
+    for table in Base.metadata.sorted_tables:
+        copy = table.to_metadata(target)
+        copy.info[TABLE_INFO_KEY] = True
+
+    _binding.db = db
+
+
+def add_migrations_to(migrate: t.Any) -> None:
+    """Add the package's migrations to a :class:`flask_migrate.Migrate` instance.
+
+    ``flask db upgrade heads`` then creates and updates the task tables beside
+    the application's own. :meth:`QHAnaTasks.init_app` calls this for the
+    ``Migrate`` instance registered before it; call it yourself if you register
+    Flask-Migrate after the extension.
+
+    :param migrate: the ``Migrate`` instance.
+    """
+    if _configure_alembic in migrate.configure_callbacks:
+        return
+
+    migrate.configure(_configure_alembic)
+
+
+def _configure_alembic(config: Config) -> Config:
+    """Add :data:`MIGRATIONS_DIR` to the version locations of an Alembic config."""
+    ours = str(MIGRATIONS_DIR / "versions")
+    locations = config.get_version_locations_list()
+
+    if locations is None:
+        script_location = config.get_main_option("script_location")
+        locations = [os.path.join(script_location or "", "versions")]
+
+    if ours not in locations:
+        locations.append(ours)
+
+    # The value passes through ConfigParser interpolation, which reads "%".
+    joined = _separator(config).join(locations).replace("%", "%%")
+    config.set_main_option("version_locations", joined)
+    return config
+
+
+#: The characters Alembic's ``path_separator`` option names.
+_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+
+
+def _separator(config: Config) -> str:
+    """Return the character that separates version locations in ``config``.
+
+    A config that names no separator gets ``os``, so that paths with spaces
+    survive: ``path_separator`` for current Alembic, ``version_path_separator``
+    for older releases, which read only that.
+    """
+    for option in ("path_separator", "version_path_separator"):
+        name = config.get_main_option(option)
+
+        if name is not None:
+            return _SEPARATORS.get(name, os.pathsep)
+
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_path_separator", "os")
+    return os.pathsep

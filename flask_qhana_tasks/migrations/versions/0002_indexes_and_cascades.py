@@ -1,0 +1,65 @@
+"""Index the columns tasks are looked up by; delete children with their task.
+
+Adds indexes on the child tables' ``task_id`` and on ``ProcessingTask``'s
+``task_name``, ``started_at``, ``finished_at`` and ``task_status``, and recreates
+the child tables' foreign keys with ``ON DELETE CASCADE``.
+
+Revision ID: qhana_tasks_0002
+Revises: qhana_tasks_0001
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "qhana_tasks_0002"
+down_revision = "qhana_tasks_0001"
+branch_labels = None
+depends_on = None
+
+#: The columns of ``ProcessingTask`` that get an index.
+TASK_COLUMNS = ("task_name", "started_at", "finished_at", "task_status")
+
+#: Each child table with the column that refers to its task.
+CHILDREN = (
+    ("Step", "id"),
+    ("TaskFile", "task_id"),
+    ("TaskLink", "task_id"),
+    ("TaskUpdateSubscription", "task_id"),
+)
+
+
+def _replace_task_references(ondelete: str | None) -> None:
+    for table, column in CHILDREN:
+        name = f"fk_{table}_{column}_ProcessingTask"
+
+        # Batch mode recreates the table on SQLite, which cannot alter a foreign
+        # key in place; other databases alter it directly.
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.drop_constraint(name, type_="foreignkey")
+            batch_op.create_foreign_key(
+                name, "ProcessingTask", [column], ["id"], ondelete=ondelete
+            )
+
+
+def upgrade() -> None:
+    for column in TASK_COLUMNS:
+        op.create_index(f"ix_ProcessingTask_{column}", "ProcessingTask", [column])
+
+    for table, column in CHILDREN:
+        if column != "id":
+            op.create_index(f"ix_{table}_{column}", table, [column])
+
+    _replace_task_references("CASCADE")
+
+
+def downgrade() -> None:
+    _replace_task_references(None)
+
+    for table, column in CHILDREN:
+        if column != "id":
+            op.drop_index(f"ix_{table}_{column}", table_name=table)
+
+    for column in TASK_COLUMNS:
+        op.drop_index(f"ix_ProcessingTask_{column}", table_name="ProcessingTask")

@@ -1,0 +1,535 @@
+"""The task models.
+
+The classes are mapped on a registry of this package, with a
+:class:`~sqlalchemy.schema.MetaData` whose naming convention the package owns,
+so that the shipped migrations never depend on the host application's settings.
+:meth:`QHAnaTasks.init_app <flask_qhana_tasks.QHAnaTasks.init_app>` copies the
+tables into the application's Flask-SQLAlchemy metadata and binds the models to
+that ``db``'s session.
+
+Table, column and constraint names are those of the QHAna plugin runner, so an
+existing database can be adopted.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import datetime
+from types import EllipsisType
+
+import sqlalchemy as sa
+from sqlalchemy.ext.orderinglist import ordering_list
+from sqlalchemy.ext.orderinglist import OrderingList
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import MappedAsDataclass
+from sqlalchemy.orm import relationship
+from sqlalchemy.orm import scoped_session
+
+from .status import TaskStatus
+from .types import track_json_changes
+from .types import UTCDateTime
+from .types import utcnow
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+#: The naming convention of every constraint and index the package creates. It
+#: is the one the QHAna plugin runner uses, so adopted databases keep their names.
+NAMING_CONVENTION: dict[str, str] = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+#: The ``file_type`` of a :class:`TaskFile` that is not a result of its task.
+TEMP_FILE_TYPE = "temp-file"
+
+_STEP_LIST: t.Callable[[], OrderingList[t.Any]] = ordering_list("number")
+
+
+class ModelsNotRegisteredError(RuntimeError):
+    """A model touched the database before any ``QHAnaTasks.init_app`` call."""
+
+
+class StepNotClearedError(AssertionError):
+    """A step was added while the task still waits for input on the previous one.
+
+    It subclasses :class:`AssertionError`, which code written for the QHAna
+    plugin runner catches.
+    """
+
+
+class WebhookRef(t.NamedTuple):
+    """A webhook to call for a change of a task."""
+
+    #: The URL to send the notification to.
+    webhook_href: str
+
+    #: The URL of the task resource the notification is about.
+    task_href: str
+
+
+class TaskProgress(t.NamedTuple):
+    """The progress of a task, as returned by :attr:`ProcessingTask.progress`."""
+
+    value: float
+    start: float
+    target: float
+    unit: str
+
+
+class _Binding:
+    """The Flask-SQLAlchemy instance the models were registered with."""
+
+    db: SQLAlchemy | None = None
+
+
+_binding = _Binding()
+
+
+def _session() -> scoped_session[t.Any]:
+    """Return the session of the ``db`` the models are registered with."""
+    db = _binding.db
+
+    if db is None:
+        raise ModelsNotRegisteredError(
+            "The flask_qhana_tasks models are not registered with a Flask-SQLAlchemy"
+            " instance. Call 'QHAnaTasks(app)' or 'tasks.init_app(app)' after"
+            " 'db.init_app(app)' before using them."
+        )
+
+    return db.session
+
+
+class Base(MappedAsDataclass, DeclarativeBase):
+    """The declarative base of the task models."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _task_filter(
+    column: InstrumentedAttribute[t.Any], task_or_id: ProcessingTask | int
+) -> t.Any:
+    """Return the condition that ``column`` refers to the given task."""
+    if isinstance(task_or_id, ProcessingTask):
+        # A task that was never flushed has no id yet: flushing gives it one if it
+        # is in the session; a task outside the session has no rows to match.
+        if task_or_id.id is None:
+            _session().flush()
+
+        if task_or_id.id is None:
+            return sa.false()
+
+        return column == task_or_id.id
+
+    if isinstance(task_or_id, bool) or not isinstance(task_or_id, int):
+        raise TypeError(
+            "Expected a 'ProcessingTask' or a task id ('int'), got"
+            f" {type(task_or_id).__name__!r} ({task_or_id!r})."
+        )
+
+    return column == task_or_id
+
+
+_M = t.TypeVar("_M", bound="_Saveable")
+
+
+class _Saveable:
+    """``save`` and ``get_by_id`` as the QHAna plugin runner's models offer them."""
+
+    @classmethod
+    def get_by_id(cls: type[_M], id_: int) -> _M | None:
+        """Return the object with the given id, or ``None`` if there is none."""
+        return _session().get(cls, id_)
+
+    def save(self, commit: bool = False) -> None:
+        """Add the object to the session.
+
+        :param commit: also commit the session, persisting every pending change.
+        """
+        session = _session()
+        session.add(self)
+
+        if commit:
+            session.commit()
+
+
+class Step(Base):
+    """One step of a multi-step task.
+
+    Create steps with :meth:`ProcessingTask.add_next_step`; ``number`` counts from
+    0 and is set when the step is appended to :attr:`ProcessingTask.steps`.
+    """
+
+    __tablename__ = "Step"
+
+    #: The id of the task the step belongs to.
+    id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ProcessingTask.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    #: The name of the step, for example ``"step1"`` or ``"choose-parameters"``.
+    step_id: Mapped[str] = mapped_column(sa.String(500), nullable=True)
+
+    #: The URL of the REST resource that takes the step's input.
+    href: Mapped[str] = mapped_column(sa.String(500), nullable=True)
+
+    #: The URL of the micro-frontend that collects the step's input.
+    ui_href: Mapped[str] = mapped_column(sa.String(500), nullable=True)
+
+    #: ``False`` while the step waits for input.
+    cleared: Mapped[bool] = mapped_column(nullable=True, default=False)
+
+    #: The position of the step in its task, from 0.
+    number: Mapped[int] = mapped_column(primary_key=True, init=False)
+
+
+class ProcessingTask(_Saveable, Base):
+    """The durable record of one task."""
+
+    __tablename__ = "ProcessingTask"
+
+    #: The id of the task, generated by the database.
+    id: Mapped[int] = mapped_column(primary_key=True, init=False)
+
+    #: The name of the task, for example the plugin that runs it.
+    task_name: Mapped[str] = mapped_column(sa.String(500), nullable=True, index=True)
+
+    #: When the task started; every task gets its own time.
+    started_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=True, index=True, default_factory=utcnow
+    )
+
+    #: When the task finished, successfully or not; ``None`` while it runs.
+    finished_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, index=True, default=None
+    )
+
+    #: The parameters of the task, usually serialised as JSON.
+    parameters: Mapped[str] = mapped_column(sa.Text(), nullable=True, default="")
+
+    #: A JSON store for lightweight task data. Changes inside nested dicts and
+    #: lists are persisted on commit.
+    data: Mapped[t.Any] = mapped_column(sa.JSON(), nullable=True, default_factory=dict)
+
+    #: Whether the task has steps that wait for a user's input.
+    multi_step: Mapped[bool] = mapped_column(nullable=True, default=False)
+
+    #: The steps of a multi-step task, in order.
+    steps: Mapped[list[Step]] = relationship(
+        order_by=Step.number,
+        collection_class=_STEP_LIST,
+        cascade="all, delete-orphan",
+        default_factory=_STEP_LIST,
+    )
+
+    #: The index of the last added step, ``-1`` before the first.
+    current_step: Mapped[int] = mapped_column(nullable=True, default=-1)
+
+    #: The progress reached, or ``None`` if the task reports no progress.
+    progress_value: Mapped[float | None] = mapped_column(default=None)
+
+    #: The value progress starts from.
+    progress_start: Mapped[float] = mapped_column(nullable=True, default=0)
+
+    #: The value progress reaches when the task is done.
+    progress_target: Mapped[float] = mapped_column(nullable=True, default=100)
+
+    #: The unit of the progress values.
+    progress_unit: Mapped[str] = mapped_column(
+        sa.String(100), nullable=True, default="%"
+    )
+
+    #: The final status, one of :class:`TaskStatus`' values; see :attr:`status`.
+    task_status: Mapped[str | None] = mapped_column(
+        sa.String(100), index=True, default=None
+    )
+
+    #: The log of the task, one entry a line.
+    task_log: Mapped[str] = mapped_column(sa.Text(), default="")
+
+    #: The files the task produced.
+    outputs: Mapped[list[TaskFile]] = relationship(
+        back_populates="task",
+        cascade="all, delete-orphan",
+        order_by="TaskFile.id",
+        default_factory=list,
+    )
+
+    #: Links to resources of other services.
+    links: Mapped[list[TaskLink]] = relationship(
+        back_populates="task",
+        cascade="all, delete-orphan",
+        order_by="TaskLink.id",
+        default_factory=list,
+    )
+
+    #: Webhooks to notify of changes.
+    subscriptions: Mapped[list[TaskUpdateSubscription]] = relationship(
+        back_populates="task",
+        cascade="all, delete-orphan",
+        order_by="TaskUpdateSubscription.id",
+        default_factory=list,
+    )
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the task has finished, successfully or not."""
+        return self.finished_at is not None
+
+    @property
+    def is_ok(self) -> bool:
+        """Whether the task finished successfully."""
+        return self.task_status == TaskStatus.SUCCESS
+
+    @property
+    def status(self) -> str:
+        """The status of the task.
+
+        ``"PENDING"`` while the task runs; once it has finished, ``task_status``,
+        or ``"UNKNOWN"`` if none was recorded.
+        """
+        if not self.is_finished:
+            return TaskStatus.PENDING.value
+
+        return self.task_status or TaskStatus.UNKNOWN.value
+
+    @property
+    def progress(self) -> TaskProgress | None:
+        """The progress of the task, or ``None`` if it reports none.
+
+        A progress value of 0 is progress: only ``None`` means there is none.
+        """
+        if self.progress_value is None:
+            return None
+
+        return TaskProgress(
+            self.progress_value,
+            self.progress_start,
+            self.progress_target,
+            self.progress_unit,
+        )
+
+    @property
+    def has_uncleared_step(self) -> bool:
+        """Whether the last step still waits for input."""
+        return bool(self.steps) and not self.steps[-1].cleared
+
+    def add_next_step(
+        self, href: str, ui_href: str, step_id: str, commit: bool = False
+    ) -> Step:
+        """Append a step that waits for input, and mark the task as multi-step.
+
+        :param href: the URL of the REST resource that takes the step's input.
+        :param ui_href: the URL of the micro-frontend for the step.
+        :param step_id: the name of the step.
+        :param commit: also commit the session.
+        :raises StepNotClearedError: the previous step has not been cleared.
+        :return: the new step.
+        """
+        if self.has_uncleared_step:
+            previous = self.steps[-1]
+            raise StepNotClearedError(
+                f"Task {self.id} still waits for input on step {previous.step_id!r}"
+                f" (number {previous.number}). Call 'clear_previous_step()' before"
+                f" adding step {step_id!r}."
+            )
+
+        step = Step(id=self.id, step_id=step_id, href=href, ui_href=ui_href)
+        self.multi_step = True
+        self.steps.append(step)
+        self.current_step = step.number
+        self.save(commit=commit)
+        return step
+
+    def clear_previous_step(self, commit: bool = False) -> None:
+        """Mark the last step as cleared; nothing to clear is not an error.
+
+        :param commit: also commit the session.
+        """
+        if self.steps:
+            self.steps[-1].cleared = True
+
+        self.save(commit=commit)
+
+    def add_task_log_entry(self, task_log: str, commit: bool = False) -> None:
+        """Append an entry to the log, on a line of its own.
+
+        :param task_log: the text to append.
+        :param commit: also commit the session.
+        """
+        if self.task_log:
+            self.task_log = f"{self.task_log}\n{task_log}"
+        else:
+            self.task_log = task_log
+
+        self.save(commit=commit)
+
+
+class TaskFile(_Saveable, Base):
+    """A file a task produced, kept in a storage outside the database."""
+
+    __tablename__ = "TaskFile"
+
+    id: Mapped[int] = mapped_column(primary_key=True, init=False)
+
+    #: The task the file belongs to.
+    task: Mapped[ProcessingTask] = relationship(back_populates="outputs")
+
+    #: A secret that must be presented to download the file.
+    security_tag: Mapped[str] = mapped_column(sa.String(64))
+
+    #: The name of the storage provider that holds the file.
+    storage_provider: Mapped[str] = mapped_column(sa.String(64))
+
+    #: The name of the file.
+    file_name: Mapped[str] = mapped_column(sa.String(500), index=True)
+
+    #: What the storage provider needs to find the file.
+    file_storage_data: Mapped[str] = mapped_column(sa.Text())
+
+    #: The type of the file's content; ``"temp-file"`` marks a file that is not a
+    #: result.
+    file_type: Mapped[str | None] = mapped_column(sa.String(255))
+
+    #: The media type of the file.
+    mimetype: Mapped[str | None] = mapped_column(sa.String(255), default=None)
+
+    #: When the file was recorded; every file gets its own time.
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=True, default_factory=utcnow
+    )
+
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ProcessingTask.id", ondelete="CASCADE"),
+        index=True,
+        init=False,
+        repr=False,
+    )
+
+    @classmethod
+    def get_task_result_files(
+        cls, task_or_id: ProcessingTask | int
+    ) -> t.Sequence[TaskFile]:
+        """Return the result files of a task: every file not typed ``"temp-file"``.
+
+        Files without a type count as results.
+
+        :param task_or_id: the task, or its id.
+        """
+        query = (
+            sa.select(cls)
+            .where(
+                _task_filter(cls.task_id, task_or_id),
+                sa.or_(cls.file_type.is_(None), cls.file_type != TEMP_FILE_TYPE),
+            )
+            .order_by(cls.id)
+        )
+        return _session().execute(query).scalars().all()
+
+
+class TaskLink(Base):
+    """A link from a task to a resource of another service."""
+
+    __tablename__ = "TaskLink"
+
+    id: Mapped[int] = mapped_column(primary_key=True, init=False)
+
+    #: The task the link belongs to.
+    task: Mapped[ProcessingTask] = relationship(back_populates="links")
+
+    #: What the linked resource is to the task.
+    type: Mapped[str] = mapped_column(sa.String(64))
+
+    #: The URL of the linked resource.
+    href: Mapped[str] = mapped_column(sa.String(500))
+
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ProcessingTask.id", ondelete="CASCADE"),
+        index=True,
+        init=False,
+        repr=False,
+    )
+
+
+class TaskUpdateSubscription(_Saveable, Base):
+    """A webhook that wants to hear of changes of a task."""
+
+    __tablename__ = "TaskUpdateSubscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True, init=False)
+
+    #: The task subscribed to.
+    task: Mapped[ProcessingTask] = relationship(back_populates="subscriptions")
+
+    #: The URL to notify.
+    webhook_href: Mapped[str] = mapped_column(sa.String(500))
+
+    #: The URL of the task resource, sent along with each notification.
+    task_href: Mapped[str] = mapped_column(sa.String(500))
+
+    #: The event to notify of; ``None`` subscribes to every event.
+    event_type: Mapped[str | None] = mapped_column(sa.String(64), default=None)
+
+    task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("ProcessingTask.id", ondelete="CASCADE"),
+        index=True,
+        init=False,
+        repr=False,
+    )
+
+    @classmethod
+    def get_by_task_and_event(
+        cls, task_or_id: ProcessingTask | int, event: str | None = None
+    ) -> list[WebhookRef]:
+        """Return the webhooks to notify of an event of a task, each once.
+
+        :param task_or_id: the task, or its id.
+        :param event: the event; subscriptions without an event type match every
+            event. ``None`` returns the webhooks of every subscription of the task.
+        """
+        query = sa.select(cls.webhook_href, cls.task_href).where(
+            _task_filter(cls.task_id, task_or_id)
+        )
+
+        if event is not None:
+            query = query.where(
+                sa.or_(cls.event_type.is_(None), cls.event_type == event)
+            )
+
+        query = query.distinct().order_by(cls.webhook_href, cls.task_href)
+        return [WebhookRef(*row) for row in _session().execute(query)]
+
+    @classmethod
+    def get_by_task_and_subscriber(
+        cls,
+        task_or_id: ProcessingTask | int,
+        webhook_href: str,
+        event: str | EllipsisType | None = ...,
+    ) -> t.Sequence[TaskUpdateSubscription]:
+        """Return the subscriptions of one webhook to a task.
+
+        :param task_or_id: the task, or its id.
+        :param webhook_href: the webhook's URL.
+        :param event: ``...`` (the default) for subscriptions to any event,
+            ``None`` for those without an event type, a string for those to that
+            event.
+        """
+        query = sa.select(cls).where(
+            _task_filter(cls.task_id, task_or_id), cls.webhook_href == webhook_href
+        )
+
+        if event is None:
+            query = query.where(cls.event_type.is_(None))
+        elif event is not ...:
+            query = query.where(cls.event_type == event)
+
+        return _session().execute(query.order_by(cls.id)).scalars().all()
+
+
+track_json_changes(ProcessingTask.data)
