@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .extension import add_migrations_to as add_migrations_to
 from .extension import QHAnaTasks as QHAnaTasks
+from .migrations import add_migrations_to as add_migrations_to
 from .models import ModelsNotRegisteredError as ModelsNotRegisteredError
 from .models import ProcessingTask as ProcessingTask
 from .models import Step as Step

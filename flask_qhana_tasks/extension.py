@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import typing as t
-from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
+from .migrations import add_migrations_to
 from .models import _binding
 from .models import Base
 
 if t.TYPE_CHECKING:
-    from alembic.config import Config
+    pass
 
 #: The key of the extension in :attr:`flask.Flask.extensions`.
 EXTENSION_KEY = "qhana_tasks"
-
-#: The folder of the Alembic revisions that create and update the task tables.
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 #: The marker in :attr:`sqlalchemy.schema.Table.info` of the tables this package
 #: adds to an application's metadata.
@@ -82,7 +78,7 @@ class QHAnaTasks:
         app.config.setdefault("QHANA_TASKS_MIGRATIONS", True)
 
         if app.config["QHANA_TASKS_MIGRATIONS"] and "migrate" in app.extensions:
-            add_migrations_to(app.extensions["migrate"].migrate)
+            add_migrations_to(app)
 
         from .cli import tasks_cli
 
@@ -139,59 +135,3 @@ def _register_models(db: SQLAlchemy) -> None:
         copy.info[TABLE_INFO_KEY] = True
 
     _binding.db = db
-
-
-def add_migrations_to(migrate: t.Any) -> None:
-    """Add the package's migrations to a :class:`flask_migrate.Migrate` instance.
-
-    ``flask db upgrade heads`` then creates and updates the task tables beside
-    the application's own. :meth:`QHAnaTasks.init_app` calls this for the
-    ``Migrate`` instance registered before it; call it yourself if you register
-    Flask-Migrate after the extension.
-
-    :param migrate: the ``Migrate`` instance.
-    """
-    if _configure_alembic in migrate.configure_callbacks:
-        return
-
-    migrate.configure(_configure_alembic)
-
-
-def _configure_alembic(config: Config) -> Config:
-    """Add :data:`MIGRATIONS_DIR` to the version locations of an Alembic config."""
-    ours = str(MIGRATIONS_DIR / "versions")
-    locations = config.get_version_locations_list()
-
-    if locations is None:
-        script_location = config.get_main_option("script_location")
-        locations = [os.path.join(script_location or "", "versions")]
-
-    if ours not in locations:
-        locations.append(ours)
-
-    # The value passes through ConfigParser interpolation, which reads "%".
-    joined = _separator(config).join(locations).replace("%", "%%")
-    config.set_main_option("version_locations", joined)
-    return config
-
-
-#: The characters Alembic's ``path_separator`` option names.
-_SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
-
-
-def _separator(config: Config) -> str:
-    """Return the character that separates version locations in ``config``.
-
-    A config that names no separator gets ``os``, so that paths with spaces
-    survive: ``path_separator`` for current Alembic, ``version_path_separator``
-    for older releases, which read only that.
-    """
-    for option in ("path_separator", "version_path_separator"):
-        name = config.get_main_option(option)
-
-        if name is not None:
-            return _SEPARATORS.get(name, os.pathsep)
-
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("version_path_separator", "os")
-    return os.pathsep

@@ -232,13 +232,15 @@ class ProcessingTask(_Saveable, Base):
     current_step: Mapped[int] = mapped_column(nullable=True, default=-1)
 
     #: The progress reached, or ``None`` if the task reports no progress.
-    progress_value: Mapped[float | None] = mapped_column(default=None)
+    progress_value: Mapped[float | None] = mapped_column(sa.Float(), default=None)
 
     #: The value progress starts from.
-    progress_start: Mapped[float] = mapped_column(nullable=True, default=0)
+    progress_start: Mapped[float] = mapped_column(sa.Float(), nullable=True, default=0)
 
     #: The value progress reaches when the task is done.
-    progress_target: Mapped[float] = mapped_column(nullable=True, default=100)
+    progress_target: Mapped[float] = mapped_column(
+        sa.Float(), nullable=True, default=100
+    )
 
     #: The unit of the progress values.
     progress_unit: Mapped[str] = mapped_column(

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask_qhana_tasks import QHAnaTasks
 from flask_sqlalchemy import SQLAlchemy
+
+from flask_qhana_tasks import QHAnaTasks
 
 # One db and one extension for every test, as an application factory has them.
 db = SQLAlchemy()

@@ -10,6 +10,7 @@ from datetime import timezone
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+
 from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks import Step
 from flask_qhana_tasks import StepNotClearedError

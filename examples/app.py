@@ -1,0 +1,100 @@
+"""A small application that records its tasks with flask-qhana-tasks.
+
+Run the demonstration, which records a few tasks in an SQLite file in
+``examples/instance/`` and lists them::
+
+    flask --app examples/app.py demo
+
+Any Flask setting can be given as an environment variable with the ``FLASK_``
+prefix, for example ``FLASK_SQLALCHEMY_DATABASE_URI``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_qhana_tasks import ProcessingTask
+from flask_qhana_tasks import QHAnaTasks
+from flask_qhana_tasks import TaskFile
+from flask_qhana_tasks import TaskStatus
+from flask_qhana_tasks.types import utcnow
+
+db = SQLAlchemy()
+migrate = Migrate()
+tasks = QHAnaTasks()
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///tasks.sqlite"
+    app.config.from_prefixed_env()
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    tasks.init_app(app)
+
+    app.cli.add_command(demo_command)
+    return app
+
+
+def record_tasks() -> list[ProcessingTask]:
+    """Record four tasks the way a plugin's workers would, and return them."""
+    now = utcnow()
+
+    report = ProcessingTask("csv-report", parameters='{"rows": 1000}')
+    report.started_at = now - timedelta(minutes=5)
+    report.add_task_log_entry("Read 1000 rows.")
+    report.add_task_log_entry("Wrote report.csv.")
+    report.save()
+    TaskFile(
+        report,
+        security_tag="s3cr3t",
+        storage_provider="local",
+        file_name="report.csv",
+        file_storage_data="files/report.csv",
+        file_type="entity/table",
+        mimetype="text/csv",
+    ).save()
+    report.task_status = TaskStatus.SUCCESS
+    report.finished_at = now - timedelta(minutes=4)
+
+    failed = ProcessingTask("csv-report", parameters='{"rows": -1}')
+    failed.started_at = now - timedelta(minutes=3)
+    failed.add_task_log_entry("Error: 'rows' must be positive.")
+    failed.task_status = TaskStatus.FAILURE
+    failed.finished_at = now - timedelta(minutes=3)
+    failed.save()
+
+    wizard = ProcessingTask("clustering-wizard")
+    wizard.add_next_step(
+        "https://plugins.example/clustering/step/1",
+        "https://plugins.example/clustering/step/1/ui",
+        "choose-algorithm",
+    )
+    wizard.data["algorithm"] = {"candidates": ["k-means", "dbscan"]}
+    wizard.save()
+
+    training = ProcessingTask("train-model", progress_value=0, progress_target=20)
+    training.progress_unit = "epochs"
+    training.save(commit=True)
+
+    return [report, failed, wizard, training]
+
+
+@click.command("demo")
+def demo_command() -> None:
+    """Record a few example tasks and list every task in the database."""
+    db.create_all()
+    recorded = record_tasks()
+    click.echo(f"Recorded {len(recorded)} tasks in {db.engine.url.database}.\n")
+
+    for task in db.session.scalars(
+        db.select(ProcessingTask).order_by(ProcessingTask.id.desc()).limit(10)
+    ):
+        step = task.steps[-1].step_id if task.has_uncleared_step else "-"
+        click.echo(f"{task.id:>4}  {task.task_name:<18} {task.status:<8} {step}")

@@ -1,0 +1,230 @@
+"""The shipped migrations, run through Flask-Migrate as an application runs them.
+
+Each command runs in a process of its own, as ``flask db`` does for a user:
+Alembic's environment configures logging for the whole process.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from flask_qhana_tasks.migrations import VERSIONS_DIR
+
+APP = Path(__file__).parent / "apps" / "migrating.py"
+TASK_TABLES = {
+    "ProcessingTask",
+    "Step",
+    "TaskFile",
+    "TaskLink",
+    "TaskUpdateSubscription",
+}
+
+FlaskRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def run_flask(
+    tmp_path: Path, python: str, *args: str, models: str = ""
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}",
+        "MIGRATIONS_DIR": str(tmp_path / "migrations"),
+        "APP_MODELS": models,
+    }
+    return subprocess.run(
+        [python, "-m", "flask", "--app", str(APP), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def flask(tmp_path: Path) -> FlaskRunner:
+    """Run ``flask`` for the test application; fail on a non-zero exit status."""
+
+    def flask(
+        *args: str, models: str = "", status: int = 0
+    ) -> subprocess.CompletedProcess[str]:
+        result = run_flask(tmp_path, sys.executable, *args, models=models)
+        assert result.returncode == status, result.stdout + result.stderr
+        return result
+
+    flask("db", "init")
+    return flask
+
+
+def inspect_db(tmp_path: Path) -> sa.Inspector:
+    return sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 'app.sqlite'}"))
+
+
+def assert_matches_models(flask: FlaskRunner) -> None:
+    result = flask("db", "check")
+    assert "No new upgrade operations detected." in result.stdout
+
+
+def test_upgrade_creates_the_tables(flask: FlaskRunner, tmp_path: Path) -> None:
+    flask("db", "upgrade", "heads")
+
+    inspector = inspect_db(tmp_path)
+    assert set(inspector.get_table_names()) >= TASK_TABLES
+    assert [fk["options"] for fk in inspector.get_foreign_keys("TaskFile")] == [
+        {"ondelete": "CASCADE"}
+    ]
+    assert_matches_models(flask)
+
+    heads = flask("db", "heads").stdout
+    assert "qhana_tasks_0002 (qhana_tasks) (head)" in heads
+
+
+def test_downgrade_and_upgrade_again(flask: FlaskRunner, tmp_path: Path) -> None:
+    flask("db", "upgrade", "heads")
+
+    flask("db", "downgrade", "qhana_tasks@base")
+    assert not TASK_TABLES & set(inspect_db(tmp_path).get_table_names())
+
+    flask("db", "upgrade", "heads")
+    assert_matches_models(flask)
+
+
+# The task tables as a QHAna plugin-runner database on SQLite has them.
+PLUGIN_RUNNER_SCHEMA = """
+CREATE TABLE "ProcessingTask" (
+    id INTEGER NOT NULL, task_name VARCHAR(500), started_at TIMESTAMP,
+    finished_at TIMESTAMP, parameters TEXT, data JSON, multi_step BOOLEAN,
+    current_step INTEGER, progress_value FLOAT, progress_start FLOAT,
+    progress_target FLOAT, progress_unit VARCHAR(100), task_status VARCHAR(100),
+    task_log TEXT NOT NULL,
+    CONSTRAINT "pk_ProcessingTask" PRIMARY KEY (id)
+);
+CREATE TABLE "Step" (
+    id INTEGER NOT NULL, step_id VARCHAR(500), number INTEGER NOT NULL,
+    href VARCHAR(500), ui_href VARCHAR(500), cleared BOOLEAN,
+    CONSTRAINT "pk_Step" PRIMARY KEY (id, number),
+    CONSTRAINT "fk_Step_id_ProcessingTask" FOREIGN KEY(id)
+        REFERENCES "ProcessingTask" (id)
+);
+CREATE TABLE "TaskFile" (
+    id INTEGER NOT NULL, security_tag VARCHAR(64) NOT NULL,
+    storage_provider VARCHAR(64) NOT NULL, file_name VARCHAR(500) NOT NULL,
+    file_storage_data TEXT NOT NULL, file_type VARCHAR(255),
+    mimetype VARCHAR(255), created_at TIMESTAMP, task_id INTEGER,
+    CONSTRAINT "pk_TaskFile" PRIMARY KEY (id),
+    CONSTRAINT "fk_TaskFile_task_id_ProcessingTask" FOREIGN KEY(task_id)
+        REFERENCES "ProcessingTask" (id)
+);
+CREATE INDEX "ix_TaskFile_file_name" ON "TaskFile" (file_name);
+CREATE TABLE "TaskLink" (
+    id INTEGER NOT NULL, type VARCHAR(64) NOT NULL, href VARCHAR(500) NOT NULL,
+    task_id INTEGER,
+    CONSTRAINT "pk_TaskLink" PRIMARY KEY (id),
+    CONSTRAINT "fk_TaskLink_task_id_ProcessingTask" FOREIGN KEY(task_id)
+        REFERENCES "ProcessingTask" (id)
+);
+CREATE TABLE "TaskUpdateSubscription" (
+    id INTEGER NOT NULL, webhook_href VARCHAR(500) NOT NULL,
+    task_href VARCHAR(500) NOT NULL, event_type VARCHAR(64), task_id INTEGER,
+    CONSTRAINT "pk_TaskUpdateSubscription" PRIMARY KEY (id),
+    CONSTRAINT "fk_TaskUpdateSubscription_task_id_ProcessingTask"
+        FOREIGN KEY(task_id) REFERENCES "ProcessingTask" (id)
+);
+INSERT INTO "ProcessingTask" (id, task_name, started_at, task_log, data)
+    VALUES (7, 'adopted', '2024-05-01 10:00:00.000000', 'line', '{"k": [1]}');
+INSERT INTO "Step" VALUES (7, 'one', 0, 'https://api/1', 'https://ui/1', 1);
+INSERT INTO "TaskFile" (id, security_tag, storage_provider, file_name,
+    file_storage_data, task_id) VALUES (3, 's', 'local', 'a.txt', '/a.txt', 7);
+"""
+
+
+def test_adopting_a_plugin_runner_database(flask: FlaskRunner, tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "app.sqlite") as connection:
+        connection.executescript(PLUGIN_RUNNER_SCHEMA)
+
+    flask("db", "stamp", "qhana_tasks_0001")
+    flask("db", "upgrade", "heads")
+
+    assert_matches_models(flask)
+
+    with sqlite3.connect(tmp_path / "app.sqlite") as connection:
+        connection.execute("PRAGMA foreign_keys=ON")
+        assert connection.execute(
+            'SELECT task_name, data FROM "ProcessingTask"'
+        ).fetchall() == [("adopted", '{"k": [1]}')]
+        connection.execute('DELETE FROM "ProcessingTask" WHERE id = 7')
+        remaining = [
+            connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            for table in ("Step", "TaskFile")
+        ]
+
+    assert remaining == [0, 0]
+
+
+def revisions(folder: Path) -> dict[str, str]:
+    """Map each revision file's name in ``folder`` to its ``down_revision`` line."""
+    found = {}
+
+    for path in folder.glob("*.py"):
+        (line,) = [
+            line
+            for line in path.read_text().splitlines()
+            if line.startswith("down_revision")
+        ]
+        found[path.name] = line
+
+    return found
+
+
+def test_application_revisions_stay_in_the_application(
+    flask: FlaskRunner, tmp_path: Path
+) -> None:
+    shipped = sorted(path.name for path in VERSIONS_DIR.glob("*.py"))
+    flask("db", "upgrade", "heads")
+
+    first = flask("db", "migrate", "-m", "notes", models="notes")
+    flask("db", "upgrade", "heads", models="notes")
+    flask("db", "migrate", "-m", "tags", models="notes,tags")
+
+    own = revisions(tmp_path / "migrations" / "versions")
+    notes = next(name for name in own if name.endswith("_notes.py"))
+    tags = next(name for name in own if name.endswith("_tags.py"))
+    assert "Generating" in first.stdout
+    assert own[notes] == "down_revision = None"
+    assert own[tags] == f"down_revision = {notes.split('_')[0]!r}"
+    assert sorted(path.name for path in VERSIONS_DIR.glob("*.py")) == shipped
+
+    flask("db", "upgrade", "heads", models="notes,tags")
+    assert {"note", "tag"} <= set(inspect_db(tmp_path).get_table_names())
+
+
+def test_migrate_without_changes_writes_no_revision(
+    flask: FlaskRunner, tmp_path: Path
+) -> None:
+    flask("db", "upgrade", "heads")
+
+    flask("db", "migrate", "-m", "nothing")
+
+    assert revisions(tmp_path / "migrations" / "versions") == {}
+
+
+def test_revisions_on_the_package_branch_are_refused(
+    flask: FlaskRunner, tmp_path: Path
+) -> None:
+    shipped = sorted(path.name for path in VERSIONS_DIR.glob("*.py"))
+    flask("db", "upgrade", "heads")
+
+    result = flask(
+        "db", "migrate", "--head", "qhana_tasks@head", models="notes", status=1
+    )
+
+    assert "of flask-qhana-tasks' 'qhana_tasks' branch" in result.stderr
+    assert sorted(path.name for path in VERSIONS_DIR.glob("*.py")) == shipped
