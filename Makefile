@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+OLDEST := .venv-oldest
 
-.PHONY: demo test lint docs wheel clean
+.PHONY: demo test test-oldest lint docs wheel clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,17 @@ demo: $(BIN)/.installed
 ## Run the test suite.
 test: $(BIN)/.installed
 	$(BIN)/pytest
+
+## Run the test suite on the oldest releases of the dependencies that
+## pyproject.toml allows, in a virtual environment of its own.
+test-oldest: $(OLDEST)/bin/.installed
+	$(OLDEST)/bin/pytest
+
+$(OLDEST)/bin/.installed: pyproject.toml tests/oldest-requirements.txt
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -r tests/oldest-requirements.txt -e '.[tests]'
+	touch $@
 
 ## Check formatting, lint and types.
 lint: $(BIN)/.installed
@@ -36,4 +48,4 @@ wheel: $(BIN)/.installed
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean:
-	rm -rf $(VENV) dist docs/_build examples/instance
+	rm -rf $(VENV) $(OLDEST) dist docs/_build examples/instance

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -164,7 +165,8 @@ def test_table_name_already_used_by_the_app(tmp_path: Path) -> None:
 def version_locations(app: Flask) -> list[str]:
     with app.app_context():
         config = app.extensions["migrate"].migrate.get_config()
-        return config.get_version_locations_list() or []
+        raw = config.get_main_option("version_locations")
+        return raw.split(os.pathsep) if raw else []
 
 
 def test_migrations_wired_when_flask_migrate_comes_first(tmp_path: Path) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import typing as t
 from pathlib import Path
 
 from alembic.util import CommandError
+from flask import current_app
 
 if t.TYPE_CHECKING:
     from alembic.config import Config
@@ -32,6 +34,11 @@ BRANCH_LABEL = "qhana_tasks"
 
 #: The characters Alembic's ``path_separator`` option names.
 _SEPARATORS = {"space": " ", "newline": "\n", "os": os.pathsep, ":": ":", ";": ";"}
+
+#: How an environment passes its own hook to ``context.configure``.
+_EXPLICIT_HOOK = re.compile(
+    r"process_revision_directives\s*=\s*process_revision_directives"
+)
 
 _RevisionHook = t.Callable[[t.Any, t.Any, list[t.Any]], None]
 
@@ -61,50 +68,79 @@ def add_migrations_to(app: Flask) -> None:
 
     migrate = migrate_config.migrate
 
-    if _add_version_location not in migrate.configure_callbacks:
-        migrate.configure(_add_version_location)
-
-    configure_args = migrate_config.configure_args
-    hook = configure_args.get("process_revision_directives")
-
-    if not getattr(hook, "_qhana_tasks", False):
-        configure_args["process_revision_directives"] = _revision_guard(hook)
+    if _configure not in migrate.configure_callbacks:
+        migrate.configure(_configure)
 
 
-def _add_version_location(config: Config) -> Config:
+def _configure(config: Config) -> Config:
+    """The Flask-Migrate configure callback: runs before each ``flask db`` command."""
+    _add_version_location(config)
+    _install_revision_guard(config)
+    return config
+
+
+def _add_version_location(config: Config) -> None:
     """Add :data:`VERSIONS_DIR` to the version locations of an Alembic config."""
     ours = str(VERSIONS_DIR)
-    locations = config.get_version_locations_list()
+    separator = _separator(config)
+    raw = config.get_main_option("version_locations")
 
-    if locations is None:
+    if raw:
+        # Alembic splits on spaces and commas when no separator is configured.
+        parts = raw.split(separator) if separator else re.split(r", *| +", raw)
+        locations = [part.strip() for part in parts if part.strip()]
+    else:
         script_location = config.get_main_option("script_location") or ""
         locations = [os.path.join(script_location, "versions")]
 
     if ours not in locations:
         locations.append(ours)
 
+    if separator is None:
+        # Name a separator, so that paths with spaces survive: "path_separator"
+        # for current Alembic, "version_path_separator" for older releases.
+        config.set_main_option("path_separator", "os")
+        config.set_main_option("version_path_separator", "os")
+        separator = os.pathsep
+
     # The value passes through ConfigParser interpolation, which reads "%".
-    joined = _separator(config).join(locations).replace("%", "%%")
+    joined = separator.join(locations).replace("%", "%%")
     config.set_main_option("version_locations", joined)
-    return config
 
 
-def _separator(config: Config) -> str:
-    """Return the character that separates version locations in ``config``.
-
-    A config that names no separator gets ``os``, so that paths with spaces
-    survive: ``path_separator`` for current Alembic, ``version_path_separator``
-    for older releases, which read only that.
-    """
+def _separator(config: Config) -> str | None:
+    """Return the character configured to separate version locations, if any."""
     for option in ("path_separator", "version_path_separator"):
         name = config.get_main_option(option)
 
         if name is not None:
             return _SEPARATORS.get(name, os.pathsep)
 
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("version_path_separator", "os")
-    return os.pathsep
+    return None
+
+
+def _install_revision_guard(config: Config) -> None:
+    """Add :func:`_revision_guard` to the application's Flask-Migrate arguments.
+
+    Environments that Flask-Migrate generated before 4.0.5 pass a hook of their
+    own to Alembic and fail on a second one; they are left as they are, and
+    ``flask db migrate`` behaves there as Alembic's own.
+    """
+    env_py = Path(config.get_main_option("script_location") or "") / "env.py"
+
+    try:
+        source = env_py.read_text(encoding="utf-8")
+    except OSError:
+        return
+
+    if _EXPLICIT_HOOK.search(source):
+        return
+
+    configure_args = current_app.extensions["migrate"].configure_args
+    hook = configure_args.get("process_revision_directives")
+
+    if not getattr(hook, "_qhana_tasks", False):
+        configure_args["process_revision_directives"] = _revision_guard(hook)
 
 
 def _revision_guard(previous: _RevisionHook | None) -> _RevisionHook:

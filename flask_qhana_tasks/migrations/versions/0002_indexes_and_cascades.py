@@ -18,6 +18,11 @@ down_revision = "qhana_tasks_0001"
 branch_labels = None
 depends_on = None
 
+#: How the foreign keys are named, in every database.
+NAMING_CONVENTION = {
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"
+}
+
 #: The columns of ``ProcessingTask`` that get an index.
 TASK_COLUMNS = ("task_name", "started_at", "finished_at", "task_status")
 
@@ -35,8 +40,11 @@ def _replace_task_references(ondelete: str | None) -> None:
         name = f"fk_{table}_{column}_ProcessingTask"
 
         # Batch mode recreates the table on SQLite, which cannot alter a foreign
-        # key in place; other databases alter it directly.
-        with op.batch_alter_table(table) as batch_op:
+        # key in place; other databases alter it directly. The naming convention
+        # names the reflected key where the SQLite dialect does not.
+        with op.batch_alter_table(
+            table, naming_convention=NAMING_CONVENTION
+        ) as batch_op:
             batch_op.drop_constraint(name, type_="foreignkey")
             batch_op.create_foreign_key(
                 name, "ProcessingTask", [column], ["id"], ondelete=ondelete
