@@ -46,7 +46,7 @@ _RevisionHook = t.Callable[[t.Any, t.Any, list[t.Any]], None]
 def add_migrations_to(app: Flask) -> None:
     """Wire the package's revisions into the application's Flask-Migrate setup.
 
-    Adds :data:`VERSIONS_DIR` to Alembic's version locations, so that
+    Adds the package's ``versions`` folder to Alembic's version locations, so that
     ``flask db upgrade heads`` creates and updates the task tables, and makes
     ``flask db migrate`` base the application's new revisions on the
     application's own head and write them into its own folder.
