@@ -16,8 +16,10 @@ from __future__ import annotations
 import typing as t
 from datetime import datetime
 from types import EllipsisType
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.orderinglist import ordering_list
 from sqlalchemy.ext.orderinglist import OrderingList
 from sqlalchemy.orm import DeclarativeBase
@@ -545,4 +547,58 @@ class TaskUpdateSubscription(_Saveable, Base):
         return _session().execute(query.order_by(cls.id)).scalars().all()
 
 
-track_json_changes(ProcessingTask.data)
+def _check_string(column: sa.Column[t.Any], name: str) -> t.Callable[..., None]:
+    """Return an attribute listener that checks values for a string column."""
+    length = getattr(column.type, "length", None)
+
+    def check(target: t.Any, value: t.Any, oldvalue: t.Any, initiator: t.Any) -> None:
+        if value is None:
+            if not column.nullable:
+                raise ValueError(f"{name} must not be None.")
+
+            return
+
+        if not isinstance(value, str):
+            raise TypeError(
+                f"{name} takes a 'str', got {type(value).__name__!r} ({value!r})."
+            )
+
+        if length is not None and len(value) > length:
+            raise ValueError(
+                f"{name} takes at most {length} characters, got {len(value)}"
+                f" ({value[:40]!r}...)."
+            )
+
+    return check
+
+
+def _check_http_url(
+    target: t.Any, value: t.Any, oldvalue: t.Any, initiator: t.Any
+) -> None:
+    """Refuse webhook URLs that are not absolute http(s) URLs."""
+    if not isinstance(value, str):
+        return
+
+    parts = urlsplit(value)
+
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            "TaskUpdateSubscription.webhook_href must be an absolute http or https"
+            f" URL, got {value!r}."
+        )
+
+
+def _add_validators() -> None:
+    """Check values as they are assigned, before the database sees them."""
+    for mapper in Base.registry.mappers:
+        for column in mapper.columns:
+            if isinstance(column.type, sa.String) and column.key:
+                name = f"{mapper.class_.__name__}.{column.key}"
+                attribute = getattr(mapper.class_, column.key)
+                event.listen(attribute, "set", _check_string(column, name))
+
+    event.listen(TaskUpdateSubscription.webhook_href, "set", _check_http_url)
+    track_json_changes(ProcessingTask.data)
+
+
+_add_validators()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import typing as t
 import weakref
 from datetime import datetime
@@ -107,8 +108,69 @@ class _Tracked:
             flag_modified(obj, key)
 
     def _track(self, value: t.Any) -> t.Any:
-        """Return ``value`` ready to be stored inside this container."""
+        """Return ``value`` ready to be stored inside this container.
+
+        :raises TypeError: ``value`` is not a JSON value.
+        :raises ValueError: ``value`` holds a float that JSON cannot represent.
+        """
+        check_json(value)
         return _track(value, parent=self)
+
+
+def check_json(value: t.Any, path: str = "") -> None:
+    """Check that ``value`` is made of JSON values only, and can be stored as such.
+
+    JSON values are dicts with string keys, lists (and tuples, stored as lists),
+    strings, finite numbers, booleans and ``None``.
+
+    :param value: the value to check.
+    :param path: where ``value`` sits in the outer value, for the error message.
+    :raises TypeError: a part of ``value`` is of another type, or a dict key is
+        not a string.
+    :raises ValueError: a float is not finite.
+    """
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(
+                f"JSON cannot represent the number {value!r} at {path or 'the top'}."
+            )
+
+        return
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"JSON object keys must be strings, got {type(key).__name__!r}"
+                    f" ({key!r}) at {path or 'the top'}."
+                )
+
+            check_json(item, f"{path}[{key!r}]")
+
+        return
+
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_json(item, f"{path}[{index}]")
+
+        return
+
+    raise TypeError(
+        f"Only JSON values can be stored, got {type(value).__name__!r} ({value!r})"
+        f" at {path or 'the top'}."
+    )
+
+
+def _check_key(key: t.Any) -> str:
+    if not isinstance(key, str):
+        raise TypeError(
+            f"JSON object keys must be strings, got {type(key).__name__!r} ({key!r})."
+        )
+
+    return key
 
 
 def _track(value: t.Any, parent: _Tracked | None = None) -> t.Any:
@@ -129,7 +191,7 @@ def _track(value: t.Any, parent: _Tracked | None = None) -> t.Any:
 
         return tracked_dict
 
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         tracked_list = TrackedList()
         tracked_list._json_parent = parent
         list.extend(tracked_list, (_track(item, tracked_list) for item in value))
@@ -147,7 +209,7 @@ class TrackedDict(_Tracked, dict[t.Any, t.Any]):
     """
 
     def __setitem__(self, key: t.Any, value: t.Any) -> None:
-        dict.__setitem__(self, key, self._track(value))
+        dict.__setitem__(self, _check_key(key), self._track(value))
         self._changed()
 
     def __delitem__(self, key: t.Any) -> None:
@@ -162,7 +224,7 @@ class TrackedDict(_Tracked, dict[t.Any, t.Any]):
 
     def update(self, *args: t.Any, **kwargs: t.Any) -> None:
         for key, value in dict(*args, **kwargs).items():
-            dict.__setitem__(self, key, self._track(value))
+            dict.__setitem__(self, _check_key(key), self._track(value))
 
         self._changed()
 
@@ -277,6 +339,11 @@ def track_json_changes(attribute: QueryableAttribute[t.Any]) -> None:
     def on_set(
         target: InstanceState[t.Any], value: t.Any, oldvalue: t.Any, initiator: t.Any
     ) -> t.Any:
+        try:
+            check_json(value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{mapped_class.__name__}.{key}: {error}") from None
+
         return _own(value, target, key)
 
     def on_load(target: InstanceState[t.Any], *args: t.Any) -> None:
