@@ -344,6 +344,8 @@ class ProcessingTask(_Saveable, Base):
         :raises StepNotClearedError: the previous step has not been cleared.
         :return: the new step.
         """
+        self.lock()
+
         if self.has_uncleared_step:
             previous = self.steps[-1]
             raise StepNotClearedError(
@@ -364,23 +366,145 @@ class ProcessingTask(_Saveable, Base):
 
         :param commit: also commit the session.
         """
+        self.lock()
+
         if self.steps:
             self.steps[-1].cleared = True
 
         self.save(commit=commit)
 
+    def lock(self) -> None:
+        """Lock the task's row until the transaction ends, and load it afresh.
+
+        Other writers that call :meth:`lock`, add or clear a step, or write the
+        row wait until this transaction commits or rolls back. Use it before a
+        read-modify-write of :attr:`data` or any other column that several
+        workers change::
+
+            task = ProcessingTask.get_by_id(task_id)
+            task.lock()
+            task.data["seen"] = task.data.get("seen", 0) + 1
+            db.session.commit()
+
+        The lock is a write to the row (``UPDATE ... SET id = id``), so it
+        works on every database: a row lock on PostgreSQL and MariaDB, the
+        database's write lock on SQLite. A task not written yet needs no lock.
+        """
+        session = _session()
+        session.add(self)
+
+        if sa.inspect(self).key is None:
+            return
+
+        # Flush first: loading the row afresh discards changes not yet written.
+        session.flush()
+        session.execute(
+            sa.update(ProcessingTask)
+            .where(ProcessingTask.id == self.id)
+            .values(id=ProcessingTask.id)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(self)
+
     def add_task_log_entry(self, task_log: str, commit: bool = False) -> None:
         """Append an entry to the log, on a line of its own.
+
+        The database appends the entry in one ``UPDATE``, so the entries that
+        several workers append to one task at once are all kept. The
+        ``task_log`` attribute is loaded again when it is next read.
 
         :param task_log: the text to append.
         :param commit: also commit the session.
         """
-        if self.task_log:
+        if self._in_database():
+            column = ProcessingTask.task_log
+            appended = sa.case(
+                (sa.func.coalesce(column, "") == "", task_log),
+                else_=column + "\n" + task_log,
+            )
+            self._update_row({"task_log": appended})
+        elif self.task_log:
             self.task_log = f"{self.task_log}\n{task_log}"
         else:
             self.task_log = task_log
 
         self.save(commit=commit)
+
+    def set_progress(
+        self,
+        value: float | None,
+        *,
+        start: float | None = None,
+        target: float | None = None,
+        unit: str | None = None,
+        commit: bool = False,
+    ) -> None:
+        """Record the progress of the task, and optionally its scale, at once.
+
+        :param value: the progress reached; ``None`` for no progress.
+        :param start: the value progress starts from, if it changes.
+        :param target: the value progress reaches when the task is done, if it
+            changes.
+        :param unit: the unit of the values, if it changes.
+        :param commit: also commit the session.
+        """
+        changes: dict[str, t.Any] = {"progress_value": value}
+
+        for key, given in (
+            ("progress_start", start),
+            ("progress_target", target),
+            ("progress_unit", unit),
+        ):
+            if given is not None:
+                changes[key] = given
+
+        for key, given in changes.items():
+            setattr(self, key, given)
+
+        self.save(commit=commit)
+
+    def advance_progress(self, amount: float = 1, commit: bool = False) -> None:
+        """Add to the progress value.
+
+        The database adds the amount in one ``UPDATE``, so workers that advance
+        the progress of one task at once each add theirs. A task without
+        progress so far counts from ``progress_start``.
+
+        :param amount: what to add.
+        :param commit: also commit the session.
+        """
+        if self._in_database():
+            current = sa.func.coalesce(
+                ProcessingTask.progress_value, ProcessingTask.progress_start, 0
+            )
+            self._update_row({"progress_value": current + amount})
+        else:
+            base = self.progress_value
+            base = base if base is not None else self.progress_start or 0
+            self.progress_value = base + amount
+
+        self.save(commit=commit)
+
+    def _in_database(self) -> bool:
+        """Add the task to the session; return whether it has a row already."""
+        _session().add(self)
+        return sa.inspect(self).key is not None
+
+    def _update_row(self, values: dict[str, t.Any]) -> None:
+        """Write ``values``, SQL expressions over the row, with one ``UPDATE``.
+
+        Pending changes are flushed first, so that they cannot overwrite the
+        result; the changed attributes are loaded again when next read.
+        """
+        session = _session()
+        session.flush()
+        session.execute(
+            sa.update(ProcessingTask)
+            .where(ProcessingTask.id == self.id)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
+        session.expire(self, list(values))
 
 
 class TaskFile(_Saveable, Base):
