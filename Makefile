@@ -17,6 +17,7 @@ $(BIN)/.installed: pyproject.toml
 ## Record a few tasks in examples/instance/tasks.sqlite and list them.
 demo: $(BIN)/.installed
 	$(BIN)/flask --app examples/app.py demo
+	$(BIN)/flask --app examples/app.py tasks list
 
 ## Run the test suite.
 test: $(BIN)/.installed

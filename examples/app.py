@@ -1,9 +1,10 @@
 """A small application that records its tasks with flask-qhana-tasks.
 
-Run the demonstration, which records a few tasks in an SQLite file in
-``examples/instance/`` and lists them::
+Record a few tasks in an SQLite file in ``examples/instance/``, then list
+them::
 
     flask --app examples/app.py demo
+    flask --app examples/app.py tasks list
 
 Any Flask setting can be given as an environment variable with the ``FLASK_``
 prefix, for example ``FLASK_SQLALCHEMY_DATABASE_URI``.
@@ -88,13 +89,8 @@ def record_tasks() -> list[ProcessingTask]:
 
 @click.command("demo")
 def demo_command() -> None:
-    """Record a few example tasks and list every task in the database."""
+    """Create the tables if needed and record a few example tasks."""
     db.create_all()
     recorded = record_tasks()
-    click.echo(f"Recorded {len(recorded)} tasks in {db.engine.url.database}.\n")
-
-    for task in db.session.scalars(
-        db.select(ProcessingTask).order_by(ProcessingTask.id.desc()).limit(10)
-    ):
-        step = task.steps[-1].step_id if task.has_uncleared_step else "-"
-        click.echo(f"{task.id:>4}  {task.task_name:<18} {task.status:<8} {step}")
+    ids = ", ".join(str(task.id) for task in recorded)
+    click.echo(f"Recorded tasks {ids} in {db.engine.url.database}.")

@@ -57,6 +57,18 @@ class QHAnaTasks:
         package's migrations are added to its version locations (see
         :data:`QHANA_TASKS_MIGRATIONS`).
 
+        The ``flask tasks`` commands and :mod:`flask_qhana_tasks.prune` read three
+        more keys:
+
+        - ``QHANA_TASKS_RETENTION``: how long finished tasks are kept when a prune
+          names no cutoff, as a :class:`~datetime.timedelta` or a duration like
+          ``"30d"``. Default ``None``: a prune must name its cutoff.
+        - ``QHANA_TASKS_PRUNE_BATCH_SIZE``: how many tasks a prune deletes per
+          transaction. Default ``1000``.
+        - ``QHANA_TASKS_EXTRA_STATUSES``: the statuses the application records
+          besides those of :class:`~flask_qhana_tasks.TaskStatus`, so that
+          ``--status`` accepts them before any task has them. Default ``()``.
+
         :param app: the application.
         :param db: the Flask-SQLAlchemy instance; defaults to the one given to the
             constructor, then to the one registered on ``app``.
@@ -76,6 +88,9 @@ class QHAnaTasks:
         app.extensions[EXTENSION_KEY] = self
 
         app.config.setdefault("QHANA_TASKS_MIGRATIONS", True)
+        app.config.setdefault("QHANA_TASKS_RETENTION", None)
+        app.config.setdefault("QHANA_TASKS_PRUNE_BATCH_SIZE", 1000)
+        app.config.setdefault("QHANA_TASKS_EXTRA_STATUSES", ())
 
         if app.config["QHANA_TASKS_MIGRATIONS"] and "migrate" in app.extensions:
             add_migrations_to(app)

@@ -2,14 +2,22 @@ from __future__ import annotations
 
 import typing as t
 from collections.abc import Iterator
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from flask_sqlalchemy import SQLAlchemy
 
+from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks import QHAnaTasks
+from flask_qhana_tasks import TaskFile
+from flask_qhana_tasks import TaskLink
+from flask_qhana_tasks import TaskUpdateSubscription
 
 # One db and one extension for every test, as an application factory has them.
 db = SQLAlchemy()
@@ -52,3 +60,144 @@ def app(tmp_path: Path) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def cli(app: Flask) -> FlaskCliRunner:
+    """A runner of the application's commands, inside the ``app`` fixture's context."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def without_cascade(app: Flask) -> None:
+    """Stop the database from enforcing foreign keys, and so from cascading deletes.
+
+    Code that must leave no orphans on any database is tested against this.
+    """
+    db.session.remove()
+    sa.event.remove(db.engine, "connect", _enable_sqlite_foreign_keys)
+    db.engine.dispose()
+
+
+#: The task table and the tables of its children, by the column that holds the task.
+TASK_TABLES = {
+    "ProcessingTask": "id",
+    "Step": "id",
+    "TaskFile": "task_id",
+    "TaskLink": "task_id",
+    "TaskUpdateSubscription": "task_id",
+}
+
+
+def add_task(
+    name: str = "demo",
+    *,
+    started: datetime | timedelta = timedelta(hours=1),
+    finished: datetime | timedelta | None = timedelta(minutes=50),
+    task_status: str | None = "SUCCESS",
+    steps: int = 0,
+    awaiting_input: bool = False,
+    children: bool = False,
+) -> int:
+    """Add a task and return its id.
+
+    :param started: when the task started, or how long ago.
+    :param finished: when the task finished, or how long ago; ``None`` leaves it
+        unfinished.
+    :param steps: add this many cleared steps.
+    :param awaiting_input: add one more step that waits for input.
+    :param children: add a file, a link and a subscription.
+    """
+    now = datetime.now(timezone.utc)
+    task = ProcessingTask(name, task_status=task_status)
+    task.started_at = now - started if isinstance(started, timedelta) else started
+
+    if finished is not None:
+        task.finished_at = (
+            now - finished if isinstance(finished, timedelta) else finished
+        )
+
+    for number in range(steps + awaiting_input):
+        task.add_next_step(
+            f"https://api/{number}", f"https://ui/{number}", f"s{number}"
+        )
+
+        if number < steps:
+            task.clear_previous_step()
+
+    if children:
+        TaskFile(
+            task, "secret", "local", f"{name}.csv", f"/files/{name}", "entity/list"
+        )
+        TaskLink(task, "plugin", "https://other/1")
+        TaskUpdateSubscription(task, "https://hook", "https://api/tasks/1", "status")
+
+    task.save(commit=True)
+    return task.id
+
+
+def backdate(task_ids: list[int], started_at: datetime, finished_at: datetime) -> None:
+    """Set the start and finish times of tasks with one UPDATE."""
+    db.session.execute(
+        sa.update(ProcessingTask)
+        .where(ProcessingTask.id.in_(task_ids))
+        .values(started_at=started_at, finished_at=finished_at)
+    )
+    db.session.commit()
+
+
+#: When the tasks of :func:`add_old_tasks` started.
+LONG_AGO = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+
+def add_old_tasks(count: int, task_status: str | None = "SUCCESS") -> list[int]:
+    """Add tasks with a cleared step, a file, a link and a subscription each, that
+    started on :data:`LONG_AGO` and ran five minutes; return their ids.
+    """
+    ids = [
+        add_task(f"old-{n}", task_status=task_status, steps=1, children=True)
+        for n in range(count)
+    ]
+    backdate(ids, LONG_AGO, LONG_AGO + timedelta(minutes=5))
+    return ids
+
+
+def remaining_ids() -> list[int]:
+    """Return the ids of the tasks in the database, in order."""
+    query = sa.select(ProcessingTask.id).order_by(ProcessingTask.id)
+    return list(db.session.scalars(query))
+
+
+def refuse_deleting_links_of(task_id: int) -> None:
+    """Make the database fail, as a full disk would, to delete a task's links."""
+    db.session.execute(
+        sa.text(
+            f'CREATE TRIGGER refuse BEFORE DELETE ON "TaskLink" WHEN old.task_id ='
+            f" {task_id} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+    )
+    db.session.commit()
+
+
+def count_rows() -> dict[str, int]:
+    """Return the number of rows in each task table."""
+    return {
+        table: db.session.execute(
+            sa.text(f'SELECT count(*) FROM "{table}"')
+        ).scalar_one()
+        for table in TASK_TABLES
+    }
+
+
+def count_orphans() -> int:
+    """Return the number of child rows whose task does not exist."""
+    orphans = 0
+
+    for table, column in list(TASK_TABLES.items())[1:]:
+        query = (
+            f'SELECT count(*) FROM "{table}" WHERE "{column}" NOT IN'
+            ' (SELECT id FROM "ProcessingTask")'
+        )
+        orphans += db.session.execute(sa.text(query)).scalar_one()
+
+    return orphans
