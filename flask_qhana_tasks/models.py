@@ -29,8 +29,10 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import MappedAsDataclass
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm import scoped_session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .status import TaskStatus
+from .types import LongText
 from .types import track_json_changes
 from .types import UTCDateTime
 from .types import utcnow
@@ -220,7 +222,7 @@ class ProcessingTask(_Saveable, Base):
     )
 
     #: The parameters of the task, usually serialised as JSON.
-    parameters: Mapped[str] = mapped_column(sa.Text(), nullable=True, default="")
+    parameters: Mapped[str] = mapped_column(LongText, nullable=True, default="")
 
     #: A JSON store for lightweight task data. Changes inside nested dicts and
     #: lists are persisted on commit.
@@ -263,7 +265,7 @@ class ProcessingTask(_Saveable, Base):
     )
 
     #: The log of the task, one entry a line.
-    task_log: Mapped[str] = mapped_column(sa.Text(), default="")
+    task_log: Mapped[str] = mapped_column(LongText, default="")
 
     #: The files the task produced.
     outputs: Mapped[list[TaskFile]] = relationship(
@@ -404,7 +406,25 @@ class ProcessingTask(_Saveable, Base):
             .values(id=ProcessingTask.id)
             .execution_options(synchronize_session=False)
         )
-        session.refresh(self)
+
+        # Locking reads return the latest committed rows. A plain read would
+        # return the transaction's snapshot under MariaDB's default REPEATABLE
+        # READ, and miss what other workers committed since it began.
+        fresh = {"populate_existing": True}
+        session.execute(
+            sa.select(ProcessingTask)
+            .where(ProcessingTask.id == self.id)
+            .with_for_update()
+            .execution_options(**fresh)
+        ).scalar_one()
+        steps = session.scalars(
+            sa.select(Step)
+            .where(Step.id == self.id)
+            .order_by(Step.number)
+            .with_for_update()
+            .execution_options(**fresh)
+        ).all()
+        set_committed_value(self, "steps", steps)
 
     def add_task_log_entry(self, task_log: str, commit: bool = False) -> None:
         """Append an entry to the log, on a line of its own.
@@ -528,7 +548,7 @@ class TaskFile(_Saveable, Base):
     file_name: Mapped[str] = mapped_column(sa.String(500), index=True)
 
     #: What the storage provider needs to find the file.
-    file_storage_data: Mapped[str] = mapped_column(sa.Text())
+    file_storage_data: Mapped[str] = mapped_column(LongText)
 
     #: The type of the file's content; ``"temp-file"`` marks a file that is not a
     #: result.

@@ -10,6 +10,7 @@ from datetime import timezone
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import InstanceState
 from sqlalchemy.orm import QueryableAttribute
@@ -17,6 +18,10 @@ from sqlalchemy.orm.attributes import flag_modified
 
 #: Dialects whose timestamp columns hold no zone: values are stored as naive UTC.
 _NAIVE_DIALECTS = frozenset({"sqlite", "mysql", "mariadb"})
+
+#: Text without a length limit: MariaDB's and MySQL's TEXT ends at 64 KiB, which
+#: a long task log outgrows.
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:
@@ -45,6 +50,15 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     @property
     def python_type(self) -> type[datetime]:
         return datetime
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[t.Any]:
+        # MariaDB's and MySQL's TIMESTAMP keeps whole seconds, converts values
+        # by the session's time zone and ends in 2038: a DATETIME with
+        # microseconds keeps naive UTC as it is given.
+        if dialect.name in ("mysql", "mariadb"):
+            return mysql.DATETIME(fsp=6)
+
+        return self.impl_instance
 
     def process_bind_param(
         self, value: datetime | None, dialect: Dialect

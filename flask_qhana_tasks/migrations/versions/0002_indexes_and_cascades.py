@@ -35,20 +35,33 @@ CHILDREN = (
 )
 
 
-def _replace_task_references(ondelete: str | None) -> None:
+def _drop_task_references() -> None:
     for table, column in CHILDREN:
-        name = f"fk_{table}_{column}_ProcessingTask"
-
         # Batch mode recreates the table on SQLite, which cannot alter a foreign
         # key in place; other databases alter it directly. The naming convention
         # names the reflected key where the SQLite dialect does not.
         with op.batch_alter_table(
             table, naming_convention=NAMING_CONVENTION
         ) as batch_op:
-            batch_op.drop_constraint(name, type_="foreignkey")
+            batch_op.drop_constraint(_name(table, column), type_="foreignkey")
+
+
+def _create_task_references(ondelete: str | None) -> None:
+    for table, column in CHILDREN:
+        with op.batch_alter_table(
+            table, naming_convention=NAMING_CONVENTION
+        ) as batch_op:
             batch_op.create_foreign_key(
-                name, "ProcessingTask", [column], ["id"], ondelete=ondelete
+                _name(table, column),
+                "ProcessingTask",
+                [column],
+                ["id"],
+                ondelete=ondelete,
             )
+
+
+def _name(table: str, column: str) -> str:
+    return f"fk_{table}_{column}_ProcessingTask"
 
 
 def upgrade() -> None:
@@ -59,11 +72,13 @@ def upgrade() -> None:
         if column != "id":
             op.create_index(f"ix_{table}_{column}", table, [column])
 
-    _replace_task_references("CASCADE")
+    _drop_task_references()
+    _create_task_references("CASCADE")
 
 
 def downgrade() -> None:
-    _replace_task_references(None)
+    # MariaDB keeps an index while a foreign key needs it: drop the keys first.
+    _drop_task_references()
 
     for table, column in CHILDREN:
         if column != "id":
@@ -71,3 +86,5 @@ def downgrade() -> None:
 
     for column in TASK_COLUMNS:
         op.drop_index(f"ix_ProcessingTask_{column}", table_name="ProcessingTask")
+
+    _create_task_references(None)
