@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import typing as t
 from collections.abc import Iterator
 from datetime import datetime
@@ -23,6 +24,61 @@ from flask_qhana_tasks import TaskUpdateSubscription
 db = SQLAlchemy()
 tasks = QHAnaTasks()
 
+#: The databases the suite can run on, each with the environment variable that
+#: holds its URI. SQLite needs none: each test gets a file of its own.
+SERVER_URI_VARIABLES = {
+    "postgresql": "QHANA_TASKS_TEST_POSTGRES_URI",
+    "mariadb": "QHANA_TASKS_TEST_MARIADB_URI",
+}
+
+#: The database the whole suite runs on, chosen with QHANA_TASKS_TEST_DATABASE.
+BACKEND = os.environ.get("QHANA_TASKS_TEST_DATABASE", "sqlite")
+
+#: Whether the suite runs in CI, where no server may be missing.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if BACKEND != "sqlite" and BACKEND not in SERVER_URI_VARIABLES:
+        raise pytest.UsageError(
+            f"QHANA_TASKS_TEST_DATABASE is {BACKEND!r}: use sqlite, postgresql or"
+            " mariadb."
+        )
+
+    if BACKEND != "sqlite" and not os.environ.get(SERVER_URI_VARIABLES[BACKEND]):
+        raise pytest.UsageError(
+            f"QHANA_TASKS_TEST_DATABASE is {BACKEND!r}, but"
+            f" {SERVER_URI_VARIABLES[BACKEND]} is not set. Start the servers with"
+            " '. .ci/databases.sh', which sets it."
+        )
+
+
+def server_uri(backend: str) -> str:
+    """Return the URI of a database server, or skip the test if none is set.
+
+    In CI a missing server fails the test instead: CI must test every backend.
+    """
+    variable = SERVER_URI_VARIABLES[backend]
+    uri = os.environ.get(variable)
+
+    if not uri:
+        message = f"{variable} is not set; '. .ci/databases.sh' starts a server."
+
+        if IN_CI:
+            pytest.fail(message)
+
+        pytest.skip(message)
+
+    return uri
+
+
+def database_uri(backend: str, instance_path: Path) -> str:
+    """Return the URI of the database a test on ``backend`` uses."""
+    if backend == "sqlite":
+        return f"sqlite:///{instance_path / 'tasks.sqlite'}"
+
+    return server_uri(backend)
+
 
 def _enable_sqlite_foreign_keys(dbapi_connection: t.Any, record: t.Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -30,32 +86,43 @@ def _enable_sqlite_foreign_keys(dbapi_connection: t.Any, record: t.Any) -> None:
     cursor.close()
 
 
-def make_app(instance_path: Path, **config: t.Any) -> Flask:
+def drop_everything(engine: sa.Engine) -> None:
+    """Drop every table of the database, the application's and Alembic's too."""
+    metadata = sa.MetaData()
+    metadata.reflect(engine)
+    metadata.drop_all(engine)
+
+
+def make_app(instance_path: Path, backend: str = BACKEND, **config: t.Any) -> Flask:
     """Return a new application with Flask-SQLAlchemy and the extension registered.
 
-    Its database is an SQLite file in ``instance_path`` that enforces foreign keys.
+    Its database is an SQLite file in ``instance_path`` that enforces foreign
+    keys, or the server of ``backend``.
     """
     instance_path.mkdir(parents=True, exist_ok=True)
     app = Flask("tests", instance_path=str(instance_path))
-    app.config["SQLALCHEMY_DATABASE_URI"] = (
-        f"sqlite:///{instance_path / 'tasks.sqlite'}"
-    )
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(backend, instance_path)
     app.config.update(config)
     db.init_app(app)
     tasks.init_app(app)
 
-    with app.app_context():
-        sa.event.listen(db.engine, "connect", _enable_sqlite_foreign_keys)
+    if backend == "sqlite":
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _enable_sqlite_foreign_keys)
 
     return app
 
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
-    """An application whose task tables exist, inside an application context."""
+    """An application whose task tables exist, and nothing else, inside an
+    application context."""
     app = make_app(tmp_path / "instance")
 
     with app.app_context():
+        if BACKEND != "sqlite":
+            drop_everything(db.engine)
+
         db.create_all()
         yield app
         db.session.remove()
@@ -74,6 +141,11 @@ def without_cascade(app: Flask) -> None:
 
     Code that must leave no orphans on any database is tested against this.
     """
+    if BACKEND != "sqlite":
+        # The servers always enforce them; the test still shows that nothing is
+        # left behind there.
+        return
+
     db.session.remove()
     sa.event.remove(db.engine, "connect", _enable_sqlite_foreign_keys)
     db.engine.dispose()
@@ -168,24 +240,46 @@ def remaining_ids() -> list[int]:
     return list(db.session.scalars(query))
 
 
+#: Each backend's statements that make deleting a task's links fail.
+REFUSE_DELETING_LINKS = {
+    "sqlite": [
+        'CREATE TRIGGER refuse BEFORE DELETE ON "TaskLink" WHEN old.task_id ='
+        " {task_id} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN"
+        " IF OLD.task_id = {task_id} THEN RAISE EXCEPTION 'disk I/O error';"
+        " END IF; RETURN OLD; END $$ LANGUAGE plpgsql",
+        'CREATE TRIGGER refuse BEFORE DELETE ON "TaskLink" FOR EACH ROW'
+        " EXECUTE FUNCTION refuse()",
+    ],
+    "mariadb": [
+        "CREATE TRIGGER refuse BEFORE DELETE ON TaskLink FOR EACH ROW"
+        " IF OLD.task_id = {task_id} THEN SIGNAL SQLSTATE '45000'"
+        " SET MESSAGE_TEXT = 'disk I/O error'; END IF",
+    ],
+}
+
+
 def refuse_deleting_links_of(task_id: int) -> None:
     """Make the database fail, as a full disk would, to delete a task's links."""
-    db.session.execute(
-        sa.text(
-            f'CREATE TRIGGER refuse BEFORE DELETE ON "TaskLink" WHEN old.task_id ='
-            f" {task_id} BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
-        )
-    )
+    for statement in REFUSE_DELETING_LINKS[BACKEND]:
+        db.session.execute(sa.text(statement.format(task_id=task_id)))
+
     db.session.commit()
+
+
+def _table(name: str) -> sa.Table:
+    return db.metadata.tables[name]
 
 
 def count_rows() -> dict[str, int]:
     """Return the number of rows in each task table."""
     return {
-        table: db.session.execute(
-            sa.text(f'SELECT count(*) FROM "{table}"')
+        name: db.session.execute(
+            sa.select(sa.func.count()).select_from(_table(name))
         ).scalar_one()
-        for table in TASK_TABLES
+        for name in TASK_TABLES
     }
 
 
@@ -193,11 +287,15 @@ def count_orphans() -> int:
     """Return the number of child rows whose task does not exist."""
     orphans = 0
 
-    for table, column in list(TASK_TABLES.items())[1:]:
+    task_ids = sa.select(_table("ProcessingTask").c.id)
+
+    for name, column in list(TASK_TABLES.items())[1:]:
+        table = _table(name)
         query = (
-            f'SELECT count(*) FROM "{table}" WHERE "{column}" NOT IN'
-            ' (SELECT id FROM "ProcessingTask")'
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c[column].not_in(task_ids))
         )
-        orphans += db.session.execute(sa.text(query)).scalar_one()
+        orphans += db.session.execute(query).scalar_one()
 
     return orphans

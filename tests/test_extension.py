@@ -46,8 +46,9 @@ def test_create_all_creates_the_task_tables(app: Flask) -> None:
 
 
 def test_application_factory(tmp_path: Path) -> None:
-    first = make_app(tmp_path / "first")
-    second = make_app(tmp_path / "second")
+    # Two SQLite files stand for the two applications' databases on any backend.
+    first = make_app(tmp_path / "first", "sqlite")
+    second = make_app(tmp_path / "second", "sqlite")
 
     for app, name in ((first, "in-first"), (second, "in-second")):
         with app.app_context():

@@ -6,17 +6,24 @@ Alembic's environment configures logging for the whole process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from flask_qhana_tasks.migrations import VERSIONS_DIR
+
+from .conftest import BACKEND
+from .conftest import database_uri
+from .conftest import drop_everything
+from .conftest import SERVER_URI_VARIABLES
 
 APP = Path(__file__).parent / "apps" / "migrating.py"
 TASK_TABLES = {
@@ -31,11 +38,11 @@ FlaskRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_flask(
-    tmp_path: Path, python: str, *args: str, models: str = ""
+    tmp_path: Path, python: str, *args: str, uri: str = "", models: str = ""
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}",
+        "DATABASE_URI": uri or f"sqlite:///{tmp_path / 'app.sqlite'}",
         "MIGRATIONS_DIR": str(tmp_path / "migrations"),
         "APP_MODELS": models,
     }
@@ -49,14 +56,36 @@ def run_flask(
     )
 
 
+#: The databases the cross-database tests run on: all three in the default run,
+#: only the suite's own in a run on a server.
+EVERY_BACKEND = ["sqlite", *SERVER_URI_VARIABLES] if BACKEND == "sqlite" else [BACKEND]
+
+
 @pytest.fixture
-def flask(tmp_path: Path) -> FlaskRunner:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URI of an empty database: the suite's own, or the parametrized one."""
+    backend = getattr(request, "param", BACKEND)
+    uri = database_uri(backend, tmp_path)
+
+    if backend == "sqlite":
+        yield uri
+        return
+
+    engine = sa.create_engine(uri)
+    drop_everything(engine)
+    yield uri
+    drop_everything(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def flask(tmp_path: Path, database: str) -> FlaskRunner:
     """Run ``flask`` for the test application; fail on a non-zero exit status."""
 
     def flask(
         *args: str, models: str = "", status: int = 0
     ) -> subprocess.CompletedProcess[str]:
-        result = run_flask(tmp_path, sys.executable, *args, models=models)
+        result = run_flask(tmp_path, sys.executable, *args, uri=database, models=models)
         assert result.returncode == status, result.stdout + result.stderr
         return result
 
@@ -64,8 +93,20 @@ def flask(tmp_path: Path) -> FlaskRunner:
     return flask
 
 
-def inspect_db(tmp_path: Path) -> sa.Inspector:
-    return sa.inspect(sa.create_engine(f"sqlite:///{tmp_path / 'app.sqlite'}"))
+@contextlib.contextmanager
+def inspect_db(uri: str) -> Iterator[sa.Inspector]:
+    engine = sa.create_engine(uri)
+
+    try:
+        with engine.connect() as connection:
+            yield sa.inspect(connection)
+    finally:
+        engine.dispose()
+
+
+def table_names(uri: str) -> set[str]:
+    with inspect_db(uri) as inspector:
+        return set(inspector.get_table_names())
 
 
 def assert_matches_models(flask: FlaskRunner) -> None:
@@ -73,25 +114,28 @@ def assert_matches_models(flask: FlaskRunner) -> None:
     assert "No new upgrade operations detected." in result.stdout
 
 
-def test_upgrade_creates_the_tables(flask: FlaskRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", EVERY_BACKEND, indirect=True)
+def test_upgrade_creates_the_tables(flask: FlaskRunner, database: str) -> None:
     flask("db", "upgrade", "heads")
 
-    inspector = inspect_db(tmp_path)
-    assert set(inspector.get_table_names()) >= TASK_TABLES
-    assert [fk["options"] for fk in inspector.get_foreign_keys("TaskFile")] == [
-        {"ondelete": "CASCADE"}
-    ]
+    assert table_names(database) >= TASK_TABLES
+
+    with inspect_db(database) as inspector:
+        foreign_keys = inspector.get_foreign_keys("TaskFile")
+
+    assert [fk["options"] for fk in foreign_keys] == [{"ondelete": "CASCADE"}]
     assert_matches_models(flask)
 
     heads = flask("db", "heads").stdout
-    assert "qhana_tasks_0002 (qhana_tasks) (head)" in heads
+    assert "qhana_tasks_0003 (qhana_tasks) (head)" in heads
 
 
-def test_downgrade_and_upgrade_again(flask: FlaskRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", EVERY_BACKEND, indirect=True)
+def test_downgrade_and_upgrade_again(flask: FlaskRunner, database: str) -> None:
     flask("db", "upgrade", "heads")
 
     flask("db", "downgrade", "qhana_tasks@base")
-    assert not TASK_TABLES & set(inspect_db(tmp_path).get_table_names())
+    assert not TASK_TABLES & table_names(database)
 
     flask("db", "upgrade", "heads")
     assert_matches_models(flask)
@@ -146,8 +190,11 @@ INSERT INTO "TaskFile" (id, security_tag, storage_provider, file_name,
 """
 
 
-def test_adopting_a_plugin_runner_database(flask: FlaskRunner, tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "app.sqlite") as connection:
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_adopting_a_plugin_runner_database(flask: FlaskRunner, database: str) -> None:
+    path = str(sa.engine.make_url(database).database)
+
+    with sqlite3.connect(path) as connection:
         connection.executescript(PLUGIN_RUNNER_SCHEMA)
 
     flask("db", "stamp", "qhana_tasks_0001")
@@ -155,7 +202,7 @@ def test_adopting_a_plugin_runner_database(flask: FlaskRunner, tmp_path: Path) -
 
     assert_matches_models(flask)
 
-    with sqlite3.connect(tmp_path / "app.sqlite") as connection:
+    with sqlite3.connect(path) as connection:
         connection.execute("PRAGMA foreign_keys=ON")
         assert connection.execute(
             'SELECT task_name, data FROM "ProcessingTask"'
@@ -185,7 +232,7 @@ def revisions(folder: Path) -> dict[str, str]:
 
 
 def test_application_revisions_stay_in_the_application(
-    flask: FlaskRunner, tmp_path: Path
+    flask: FlaskRunner, tmp_path: Path, database: str
 ) -> None:
     shipped = sorted(path.name for path in VERSIONS_DIR.glob("*.py"))
     flask("db", "upgrade", "heads")
@@ -203,7 +250,7 @@ def test_application_revisions_stay_in_the_application(
     assert sorted(path.name for path in VERSIONS_DIR.glob("*.py")) == shipped
 
     flask("db", "upgrade", "heads", models="notes,tags")
-    assert {"note", "tag"} <= set(inspect_db(tmp_path).get_table_names())
+    assert {"note", "tag"} <= table_names(database)
 
 
 def test_migrate_without_changes_writes_no_revision(

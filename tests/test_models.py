@@ -21,6 +21,7 @@ from flask_qhana_tasks import TaskStatus
 from flask_qhana_tasks import TaskUpdateSubscription
 from flask_qhana_tasks import WebhookRef
 
+from .conftest import count_rows
 from .conftest import db
 
 EMPTY = inspect.Parameter.empty
@@ -455,13 +456,6 @@ def fill_task() -> ProcessingTask:
 
 
 CHILD_TABLES = ("Step", "TaskFile", "TaskLink", "TaskUpdateSubscription")
-
-
-def count_rows() -> dict[str, int]:
-    return {
-        name: db.session.execute(sa.text(f'SELECT count(*) FROM "{name}"')).scalar_one()
-        for name in ("ProcessingTask", *CHILD_TABLES)
-    }
 
 
 def test_deleting_a_task_deletes_its_children(app: Flask) -> None:

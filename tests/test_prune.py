@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import typing as t
 from datetime import datetime
 from datetime import timedelta
@@ -102,7 +103,9 @@ def test_files_are_signalled_after_each_commit(app: Flask) -> None:
     def receiver(sender: object, files: list[t.Any], **extra: t.Any) -> None:
         # A connection of its own sees only what was committed.
         with db.engine.connect() as connection:
-            left = connection.execute(sa.text('SELECT count(*) FROM "TaskFile"'))
+            left = connection.execute(
+                sa.select(sa.func.count()).select_from(TaskFile.__table__)
+            )
             received.append(
                 (
                     sender,
@@ -151,10 +154,12 @@ def test_a_database_error_rolls_back_its_batch_only(app: Flask) -> None:
     with pytest.raises(PruneError) as info:
         prune_tasks(older_than=timedelta(days=30), batch_size=2, archive=archive)
 
-    assert str(info.value) == (
-        "Batch 3 failed and was rolled back: IntegrityError: disk I/O error."
+    # The driver's error class and wording around the message differ by database.
+    assert re.fullmatch(
+        r"Batch 3 failed and was rolled back: \w+: .*disk I/O error.*\.",
+        str(info.value),
     )
-    assert isinstance(info.value.__cause__, sa.exc.IntegrityError)
+    assert isinstance(info.value.__cause__, sa.exc.DBAPIError)
     assert info.value.report.batches == 2
     assert info.value.report.deleted == dict.fromkeys(count_rows(), 4)
     assert remaining_ids() == ids[4:]
