@@ -417,9 +417,15 @@ class ProcessingTask(_Saveable, Base):
             .with_for_update()
             .execution_options(**fresh)
         ).scalar_one()
+
+        # The steps are read by their whole keys, 0 to current_step: a range
+        # read would also lock the gaps next to the task's steps in MariaDB's
+        # index, where other tasks' new steps go, and deadlock with them.
+        last = -1 if self.current_step is None else self.current_step
+        numbers = list(range(last + 1))
         steps = session.scalars(
             sa.select(Step)
-            .where(Step.id == self.id)
+            .where(Step.id == self.id, Step.number.in_(numbers))
             .order_by(Step.number)
             .with_for_update()
             .execution_options(**fresh)
