@@ -19,10 +19,6 @@ from .conftest import tasks
 def worker_app(uri: str) -> Flask:
     app = Flask("worker", instance_path=tempfile.mkdtemp())
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
-    # SQLite lets one writer in at a time; wait for the others a while.
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = (
-        {"connect_args": {"timeout": 60}} if uri.startswith("sqlite") else {}
-    )
     db.init_app(app)
     tasks.init_app(app)
     return app
