@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import typing as t
 from collections.abc import Iterator
@@ -111,6 +112,43 @@ def make_app(instance_path: Path, backend: str = BACKEND, **config: t.Any) -> Fl
             sa.event.listen(db.engine, "connect", _enable_sqlite_foreign_keys)
 
     return app
+
+
+#: The databases the cross-database tests run on: all three in the default run,
+#: only the suite's own in a run on a server.
+EVERY_BACKEND = ["sqlite", *SERVER_URI_VARIABLES] if BACKEND == "sqlite" else [BACKEND]
+
+
+@contextlib.contextmanager
+def empty_database_app(
+    backend: str, tmp_path: Path, **config: t.Any
+) -> Iterator[Flask]:
+    """Run the body in the context of an application on ``backend`` whose
+    database holds the task tables and nothing else, before and after."""
+    app = make_app(tmp_path, backend, **config)
+
+    with app.app_context():
+        drop_everything(db.engine)
+        db.create_all()
+        yield app
+        db.session.remove()
+        drop_everything(db.engine)
+        db.engine.dispose()
+
+
+@pytest.fixture(params=EVERY_BACKEND)
+def backend_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """Like ``app``, once on each database."""
+    with empty_database_app(request.param, tmp_path) as app:
+        yield app
+
+
+def load_task(task_id: int) -> ProcessingTask:
+    """Forget every loaded object and load the task afresh from the database."""
+    db.session.expunge_all()
+    task = ProcessingTask.get_by_id(task_id)
+    assert task is not None
+    return task
 
 
 @pytest.fixture

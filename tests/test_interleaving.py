@@ -14,6 +14,7 @@ from flask import Flask
 from flask_qhana_tasks import ProcessingTask
 
 from .conftest import db
+from .conftest import load_task
 
 
 def new_task(**kwargs: object) -> int:
@@ -33,21 +34,14 @@ def meanwhile(
         db.session.commit()
 
 
-def load(task_id: int) -> ProcessingTask:
-    db.session.expunge_all()
-    task = ProcessingTask.get_by_id(task_id)
-    assert task is not None
-    return task
-
-
 def test_log_entries_of_two_workers_are_kept(app: Flask) -> None:
-    task = load(new_task(task_log="first"))
+    task = load_task(new_task(task_log="first"))
     assert task.task_log == "first"
 
     meanwhile(app, lambda other: other.add_task_log_entry("from the other"), task.id)
     task.add_task_log_entry("from this one", commit=True)
 
-    assert load(task.id).task_log == "first\nfrom the other\nfrom this one"
+    assert load_task(task.id).task_log == "first\nfrom the other\nfrom this one"
 
 
 def test_log_entry_of_a_new_task(app: Flask) -> None:
@@ -55,26 +49,26 @@ def test_log_entry_of_a_new_task(app: Flask) -> None:
     task.add_task_log_entry("one")
     task.add_task_log_entry("two", commit=True)
 
-    assert load(task.id).task_log == "one\ntwo"
+    assert load_task(task.id).task_log == "one\ntwo"
 
 
 def test_log_entry_after_a_pending_change(app: Flask) -> None:
-    task = load(new_task())
+    task = load_task(new_task())
     task.task_log = "replaced"
 
     task.add_task_log_entry("appended", commit=True)
 
-    assert load(task.id).task_log == "replaced\nappended"
+    assert load_task(task.id).task_log == "replaced\nappended"
 
 
 def test_progress_advanced_by_two_workers(app: Flask) -> None:
-    task = load(new_task(progress_value=2))
+    task = load_task(new_task(progress_value=2))
     assert task.progress_value == 2
 
     meanwhile(app, lambda other: other.advance_progress(3), task.id)
     task.advance_progress(5, commit=True)
 
-    assert load(task.id).progress_value == 10
+    assert load_task(task.id).progress_value == 10
 
 
 def test_progress_of_a_task_without_progress(app: Flask) -> None:
@@ -83,15 +77,15 @@ def test_progress_of_a_task_without_progress(app: Flask) -> None:
     task.save(commit=True)
     task.advance_progress(1, commit=True)
 
-    assert load(task.id).progress_value == 12
+    assert load_task(task.id).progress_value == 12
 
 
 def test_set_progress(app: Flask) -> None:
-    task = load(new_task())
+    task = load_task(new_task())
 
     task.set_progress(3, target=20, unit="epochs", commit=True)
 
-    loaded = load(task.id)
+    loaded = load_task(task.id)
     assert (loaded.progress_value, loaded.progress_target, loaded.progress_unit) == (
         3,
         20,
@@ -105,21 +99,21 @@ def add_cleared_step(task: ProcessingTask) -> None:
 
 
 def test_steps_added_by_two_workers_get_distinct_numbers(app: Flask) -> None:
-    task = load(new_task())
+    task = load_task(new_task())
     assert list(task.steps) == []
 
     meanwhile(app, add_cleared_step, task.id)
     task.add_next_step("https://api/mine", "https://ui/mine", "mine", commit=True)
 
-    steps = load(task.id).steps
+    steps = load_task(task.id).steps
     assert [(s.number, s.step_id) for s in steps] == [(0, "other"), (1, "mine")]
-    assert load(task.id).current_step == 1
+    assert load_task(task.id).current_step == 1
 
 
 def test_step_added_meanwhile_is_the_one_cleared(app: Flask) -> None:
-    task = load(new_task())
+    task = load_task(new_task())
     task.add_next_step("https://api/0", "https://ui/0", "zero", commit=True)
-    task = load(task.id)
+    task = load_task(task.id)
     assert [s.step_id for s in task.steps] == ["zero"]
 
     def clear_and_add(other: ProcessingTask) -> None:
@@ -129,14 +123,14 @@ def test_step_added_meanwhile_is_the_one_cleared(app: Flask) -> None:
     meanwhile(app, clear_and_add, task.id)
     task.clear_previous_step(commit=True)
 
-    assert [(s.step_id, s.cleared) for s in load(task.id).steps] == [
+    assert [(s.step_id, s.cleared) for s in load_task(task.id).steps] == [
         ("zero", True),
         ("one", True),
     ]
 
 
 def test_lock_loads_data_afresh_before_a_change(app: Flask) -> None:
-    task = load(new_task(data={"seen": 0, "by": []}))
+    task = load_task(new_task(data={"seen": 0, "by": []}))
     assert task.data["seen"] == 0
 
     def see(other: ProcessingTask) -> None:
@@ -150,7 +144,7 @@ def test_lock_loads_data_afresh_before_a_change(app: Flask) -> None:
     task.data["by"].append("this")
     db.session.commit()
 
-    assert load(task.id).data == {"seen": 2, "by": ["other", "this"]}
+    assert load_task(task.id).data == {"seen": 2, "by": ["other", "this"]}
 
 
 def test_lock_of_a_new_task_does_nothing(app: Flask) -> None:
@@ -158,4 +152,4 @@ def test_lock_of_a_new_task_does_nothing(app: Flask) -> None:
     task.lock()
     task.save(commit=True)
 
-    assert load(task.id).data == {"a": 1}
+    assert load_task(task.id).data == {"a": 1}

@@ -23,7 +23,7 @@ from flask_qhana_tasks.migrations import VERSIONS_DIR
 from .conftest import BACKEND
 from .conftest import database_uri
 from .conftest import drop_everything
-from .conftest import SERVER_URI_VARIABLES
+from .conftest import EVERY_BACKEND
 
 APP = Path(__file__).parent / "apps" / "migrating.py"
 TASK_TABLES = {
@@ -54,11 +54,6 @@ def run_flask(
         text=True,
         timeout=120,
     )
-
-
-#: The databases the cross-database tests run on: all three in the default run,
-#: only the suite's own in a run on a server.
-EVERY_BACKEND = ["sqlite", *SERVER_URI_VARIABLES] if BACKEND == "sqlite" else [BACKEND]
 
 
 @pytest.fixture

@@ -7,43 +7,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks.prune import prune_tasks
 
-from .conftest import BACKEND
 from .conftest import count_orphans
 from .conftest import count_rows
 from .conftest import db
-from .conftest import drop_everything
-from .conftest import make_app
-from .conftest import SERVER_URI_VARIABLES
 
-EVERY_BACKEND = ["sqlite", *SERVER_URI_VARIABLES] if BACKEND == "sqlite" else [BACKEND]
 APP = Path(__file__).parent / "apps" / "migrating.py"
 TASKS = 3000
 FINISHED = datetime(2020, 6, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=EVERY_BACKEND)
-def backend_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, request.param)
-
-    with app.app_context():
-        drop_everything(db.engine)
-        db.create_all()
-        yield app
-        db.session.remove()
-        drop_everything(db.engine)
-        db.engine.dispose()
 
 
 def insert_old_tasks(count: int) -> None:

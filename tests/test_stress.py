@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import multiprocessing
 import typing as t
-from collections.abc import Iterator
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks.prune import prune_tasks
 
-from .conftest import BACKEND
 from .conftest import count_orphans
 from .conftest import db
-from .conftest import drop_everything
-from .conftest import make_app
-from .conftest import SERVER_URI_VARIABLES
 from .stress_workers import change_tasks
 from .stress_workers import record_tasks
-
-EVERY_BACKEND = ["sqlite", *SERVER_URI_VARIABLES] if BACKEND == "sqlite" else [BACKEND]
 
 WORKERS = 4
 ROUNDS = 15
@@ -34,19 +26,6 @@ ROUNDS = 15
 CUTOFF = datetime(2021, 1, 1, tzinfo=timezone.utc)
 
 _spawn = multiprocessing.get_context("spawn")
-
-
-@pytest.fixture(params=EVERY_BACKEND)
-def shared_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
-    app = make_app(tmp_path, request.param)
-
-    with app.app_context():
-        drop_everything(db.engine)
-        db.create_all()
-        yield app
-        db.session.remove()
-        drop_everything(db.engine)
-        db.engine.dispose()
 
 
 def run_workers(
@@ -72,7 +51,7 @@ def run_workers(
     assert [process.exitcode for process in processes] == [0] * len(processes)
 
 
-def test_concurrent_workers_lose_nothing(shared_app: Flask, tmp_path: Path) -> None:
+def test_concurrent_workers_lose_nothing(backend_app: Flask, tmp_path: Path) -> None:
     uri = str(db.engine.url.render_as_string(hide_password=False))
     shared = ProcessingTask(
         "shared", data={"count": 0, "entries": []}, progress_value=0
@@ -115,7 +94,7 @@ def test_concurrent_workers_lose_nothing(shared_app: Flask, tmp_path: Path) -> N
         assert own_task.current_step == ROUNDS - 1
 
 
-def test_prune_while_workers_write(shared_app: Flask, tmp_path: Path) -> None:
+def test_prune_while_workers_write(backend_app: Flask, tmp_path: Path) -> None:
     uri = str(db.engine.url.render_as_string(hide_password=False))
     per_worker = 30
     writers = [

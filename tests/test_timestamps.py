@@ -17,8 +17,8 @@ from flask_qhana_tasks import TaskFile
 
 from .conftest import BACKEND
 from .conftest import db
-from .conftest import drop_everything
-from .conftest import make_app
+from .conftest import empty_database_app
+from .conftest import load_task
 
 #: Each database, and PostgreSQL once more with a session in another time zone.
 SETUPS: dict[str, tuple[str, dict[str, object]]] = {
@@ -38,22 +38,11 @@ if BACKEND != "sqlite":
 @pytest.fixture(params=list(SETUPS))
 def any_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     backend, engine_options = SETUPS[request.param]
-    app = make_app(tmp_path, backend, SQLALCHEMY_ENGINE_OPTIONS=engine_options)
 
-    with app.app_context():
-        drop_everything(db.engine)
-        db.create_all()
+    with empty_database_app(
+        backend, tmp_path, SQLALCHEMY_ENGINE_OPTIONS=engine_options
+    ) as app:
         yield app
-        db.session.remove()
-        drop_everything(db.engine)
-        db.engine.dispose()
-
-
-def reloaded(task_id: int) -> ProcessingTask:
-    db.session.expunge_all()
-    task = ProcessingTask.get_by_id(task_id)
-    assert task is not None
-    return task
 
 
 def test_round_trip_keeps_zone_and_microseconds(any_app: Flask) -> None:
@@ -64,7 +53,7 @@ def test_round_trip_keeps_zone_and_microseconds(any_app: Flask) -> None:
     TaskFile(task, "s", "local", "a.txt", "/a", None).save(commit=True)
     started = task.started_at
 
-    task = reloaded(task.id)
+    task = load_task(task.id)
 
     assert task.finished_at == finished
     assert task.finished_at.tzinfo is timezone.utc
@@ -97,7 +86,7 @@ def test_naive_datetimes_are_utc(any_app: Flask) -> None:
     task = ProcessingTask("t", finished_at=datetime(2026, 3, 29, 1, 30, 0, 500))
     task.save(commit=True)
 
-    assert reloaded(task.id).finished_at == datetime(
+    assert load_task(task.id).finished_at == datetime(
         2026, 3, 29, 1, 30, 0, 500, tzinfo=timezone.utc
     )
 
@@ -108,4 +97,4 @@ def test_far_future_timestamps(any_app: Flask) -> None:
     task = ProcessingTask("t", finished_at=moment)
     task.save(commit=True)
 
-    assert reloaded(task.id).finished_at == moment
+    assert load_task(task.id).finished_at == moment
