@@ -503,10 +503,10 @@ def task_stats() -> TaskStats:
     return TaskStats(by_status, oldest[0] if oldest else None, awaiting or 0, rows)
 
 
-def _clear(tasks: sa.ColumnElement[bool], dry_run: bool) -> list[ClearedStep]:
-    """Clear the steps awaiting input of the tasks that match a condition."""
+def _clear(which: sa.ColumnElement[bool], dry_run: bool) -> list[ClearedStep]:
+    """Clear the steps awaiting input that match a condition."""
     session = _session()
-    awaiting = sa.and_(tasks, _awaiting_input())
+    awaiting = sa.and_(which, _awaiting_input())
     query = (
         sa.select(Step.id, Step.number, Step.step_id)
         .where(awaiting)
@@ -546,18 +546,22 @@ def clear_steps(task_ids: Iterable[int], *, dry_run: bool = False) -> list[Clear
 def clear_stale_steps(
     older_than: timedelta, *, dry_run: bool = False, now: datetime | None = None
 ) -> list[ClearedStep]:
-    """Mark as cleared every step awaiting input of tasks started before a time.
+    """Mark as cleared every step that has waited for input longer than a time.
 
-    Steps record no time of their own, so a step counts as waiting since its
-    task started: a step added late to a long task is cleared with the others.
-    The session is committed.
+    A step waits from when it was added. Steps recorded before
+    :attr:`Step.created_at` existed count from when their task started. The
+    session is committed.
 
-    :param older_than: clear the steps of tasks started longer ago than this.
+    :param older_than: clear the steps that have waited longer than this.
     :param dry_run: change nothing; return what would be cleared.
     :param now: the time ``older_than`` counts back from; the current time if
         not given.
     :return: the steps cleared, by task and number.
     """
     cutoff = (now or utcnow()) - older_than
-    stale = sa.select(ProcessingTask.id).where(ProcessingTask.started_at < cutoff)
-    return _clear(Step.id.in_(stale), dry_run)
+    started = (
+        sa.select(ProcessingTask.started_at)
+        .where(ProcessingTask.id == Step.id)
+        .scalar_subquery()
+    )
+    return _clear(sa.func.coalesce(Step.created_at, started) < cutoff, dry_run)

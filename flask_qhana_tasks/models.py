@@ -199,6 +199,12 @@ class Step(Base):
     #: The position of the step in its task, from 0.
     number: Mapped[int] = mapped_column(primary_key=True, init=False)
 
+    #: When the step was added, and so since when it has waited for input.
+    #: ``None`` for steps recorded before this column existed.
+    created_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, init=False, default_factory=utcnow
+    )
+
 
 class ProcessingTask(_Saveable, Base):
     """The durable record of one task."""

@@ -228,9 +228,11 @@ def add_task(
         )
 
     for number in range(steps + awaiting_input):
-        task.add_next_step(
+        step = task.add_next_step(
             f"https://api/{number}", f"https://ui/{number}", f"s{number}"
         )
+        # The steps were added when the task started.
+        step.created_at = task.started_at
 
         if number < steps:
             task.clear_previous_step()

@@ -6,7 +6,9 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskCliRunner
 
+from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks import Step
+from flask_qhana_tasks.types import utcnow
 
 from .conftest import add_task
 from .conftest import db
@@ -83,6 +85,28 @@ def test_clear_steps_that_waited_longer_than_a_duration(cli: FlaskCliRunner) -> 
         (also_stale, 1): True,
         (recent, 0): False,
     }
+
+
+def test_a_step_waits_from_when_it_was_added(cli: FlaskCliRunner) -> None:
+    long_running = add_task(
+        "long", started=timedelta(days=30), finished=None, steps=1, awaiting_input=True
+    )
+    task = ProcessingTask.get_by_id(long_running)
+    assert task is not None
+    task.steps[-1].created_at = utcnow() - timedelta(hours=1)
+    adopted = add_task("adopted", started=timedelta(days=9), awaiting_input=True)
+    db.session.execute(
+        sa.update(Step).where(Step.id == adopted).values(created_at=None)
+    )
+    db.session.commit()
+
+    result = cli.invoke(args=["tasks", "clear-steps", "--older-than", "1w"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        f"Cleared step 's0' (number 0) of task {adopted}.\nCleared 1 step of 1 task.\n"
+    )
+    assert step_states()[(long_running, 1)] is False
 
 
 def test_clear_stale_steps_dry_run(cli: FlaskCliRunner) -> None:
