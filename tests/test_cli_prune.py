@@ -303,7 +303,9 @@ def test_prune_archives_before_deleting(cli: FlaskCliRunner, tmp_path: Path) -> 
         len(record[key]) for key in ("steps", "outputs", "links", "subscriptions")
     ] == [1, 1, 1, 1]
     assert record["outputs"][0]["security_tag"] == "secret"
-    assert record["steps"][0] == {
+    step = dict(record["steps"][0])
+    assert datetime.fromisoformat(step.pop("created_at")).tzinfo is not None
+    assert step == {
         "step_id": "s0",
         "href": "https://api/0",
         "ui_href": "https://ui/0",
