@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OLDEST := .venv-oldest
 
-.PHONY: demo test test-oldest lint docs wheel clean
+.PHONY: demo test test-oldest lint docs wheel bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ lint: $(BIN)/.installed
 ## Build the documentation, failing on any warning.
 docs: $(BIN)/.installed
 	$(BIN)/sphinx-build --fail-on-warning --keep-going --quiet -b html docs docs/_build/html
+
+## Run the benchmarks (benchmarks/run.py) on SQLite; BENCH_ARGS passes options,
+## for example BENCH_ARGS=--quick or BENCH_ARGS='--uri postgresql+psycopg://...'.
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 ## Build the sdist and the wheel into dist/.
 wheel: $(BIN)/.installed
