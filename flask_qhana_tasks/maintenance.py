@@ -210,33 +210,52 @@ def resolve_statuses(values: Iterable[str]) -> list[str]:
     """Return the statuses ``values`` name, spelled as they are recorded.
 
     Case is ignored: ``success`` names ``SUCCESS``, and a name recorded in
-    several spellings names each of them.
+    several of its usual spellings (as typed, upper case, lower case,
+    capitalised) names each of them. The recorded spellings are looked up
+    through the index on ``task_status``, so the cost does not grow with the
+    table.
 
     :param values: the statuses asked for.
-    :raises UnknownStatusError: a value names no status in
-        :func:`accepted_statuses`.
+    :raises UnknownStatusError: a value names no standard status, none in
+        ``QHANA_TASKS_EXTRA_STATUSES`` and none recorded.
     """
-    values = list(values)
+    values = [value.strip() for value in values]
 
     if not values:
         return []
 
-    accepted = accepted_statuses()
+    extra = current_app.config.get("QHANA_TASKS_EXTRA_STATUSES") or ()
+    known = [*STANDARD_STATUSES, *((extra,) if isinstance(extra, str) else extra)]
+    spellings = {form for value in values for form in _spellings(value)} | {
+        form for status in known for form in _spellings(status)
+    }
+    column = ProcessingTask.task_status
+    recorded = _session().scalars(
+        sa.select(column).where(column.in_(sorted(spellings))).distinct()
+    )
+    found = {status for status in recorded if status is not None}
+    candidates = [*known, *sorted(found - set(known))]
     resolved: list[str] = []
 
     for value in values:
-        wanted = value.strip().casefold()
-        matches = [status for status in accepted if status.casefold() == wanted]
+        wanted = value.casefold()
+        matches = [status for status in candidates if status.casefold() == wanted]
 
         if not matches:
             raise UnknownStatusError(
-                f"{value!r} is not a task status: use one of {', '.join(accepted)},"
-                " or add it to 'QHANA_TASKS_EXTRA_STATUSES'."
+                f"{value!r} is not a task status: use one of"
+                f" {', '.join(accepted_statuses())}, or add it to"
+                " 'QHANA_TASKS_EXTRA_STATUSES'."
             )
 
         resolved.extend(status for status in matches if status not in resolved)
 
     return resolved
+
+
+def _spellings(status: str) -> set[str]:
+    """Return the usual spellings of a status: as given, upper, lower, capitalised."""
+    return {status, status.upper(), status.lower(), status.capitalize()}
 
 
 def status_filter(statuses: Sequence[str]) -> sa.ColumnElement[bool]:

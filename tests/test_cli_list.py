@@ -79,6 +79,7 @@ def test_list_without_tasks(cli: FlaskCliRunner) -> None:
         (["success"], ["done"]),
         (["CANCELLED"], ["cancelled"]),
         (["cancelled"], ["cancelled"]),
+        (["Aborted"], ["aborted-upper", "aborted-lower"]),
     ],
 )
 def test_list_by_status(
@@ -90,6 +91,9 @@ def test_list_by_status(
     add_task("blank", started=timedelta(hours=3), task_status="")
     add_task("cancelled", started=timedelta(hours=2), task_status="CANCELLED")
     add_task("running", started=timedelta(hours=1), finished=None, task_status=None)
+    # A custom status recorded in two spellings; both are found.
+    add_task("aborted-lower", started=timedelta(hours=8), task_status="aborted")
+    add_task("aborted-upper", started=timedelta(hours=7), task_status="ABORTED")
     options = [part for status in statuses for part in ("--status", status)]
 
     result = cli.invoke(args=["tasks", "list", "--json", *options])
