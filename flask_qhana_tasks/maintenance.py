@@ -211,9 +211,8 @@ def resolve_statuses(values: Iterable[str]) -> list[str]:
 
     Case is ignored: ``success`` names ``SUCCESS``, and a name recorded in
     several of its usual spellings (as typed, upper case, lower case,
-    capitalised) names each of them. The recorded spellings are looked up
-    through the index on ``task_status``, so the cost does not grow with the
-    table.
+    capitalised) names each of them. Each spelling is looked up through the
+    index on ``task_status``, so the cost does not grow with the table.
 
     :param values: the statuses asked for.
     :raises UnknownStatusError: a value names no standard status, none in
@@ -226,14 +225,18 @@ def resolve_statuses(values: Iterable[str]) -> list[str]:
 
     extra = current_app.config.get("QHANA_TASKS_EXTRA_STATUSES") or ()
     known = [*STANDARD_STATUSES, *((extra,) if isinstance(extra, str) else extra)]
-    spellings = {form for value in values for form in _spellings(value)} | {
-        form for status in known for form in _spellings(status)
-    }
+    # One index seek per spelling of the values asked for: a DISTINCT over the
+    # matching rows would read every task of a status.
     column = ProcessingTask.task_status
-    recorded = _session().scalars(
-        sa.select(column).where(column.in_(sorted(spellings))).distinct()
-    )
-    found = {status for status in recorded if status is not None}
+    session = _session()
+    spellings = sorted({form for value in values for form in _spellings(value)})
+    # Each query returns the spelling as stored: under a case-insensitive
+    # collation, as MariaDB's default is, 'failure' finds 'FAILURE'.
+    found = {
+        stored
+        for form in spellings
+        if (stored := session.scalar(sa.select(column).where(column == form).limit(1)))
+    }
     candidates = [*known, *sorted(found - set(known))]
     resolved: list[str] = []
 
