@@ -402,9 +402,10 @@ class ProcessingTask(_Saveable, Base):
             task.data["seen"] = task.data.get("seen", 0) + 1
             db.session.commit()
 
-        The lock is a write to the row (``UPDATE ... SET id = id``), so it
-        works on every database: a row lock on PostgreSQL and MariaDB, the
-        database's write lock on SQLite. A task not written yet needs no lock.
+        On PostgreSQL and MariaDB the lock is a row lock taken by
+        ``SELECT ... FOR UPDATE``; on SQLite, which has no such statement, it is
+        the database's write lock, taken by a write to the row
+        (``UPDATE ... SET id = id``). A task not written yet needs no lock.
         """
         session = _session()
         session.add(self)
@@ -414,12 +415,15 @@ class ProcessingTask(_Saveable, Base):
 
         # Flush first: loading the row afresh discards changes not yet written.
         session.flush()
-        session.execute(
-            sa.update(ProcessingTask)
-            .where(ProcessingTask.id == self.id)
-            .values(id=ProcessingTask.id)
-            .execution_options(synchronize_session=False)
-        )
+
+        # SQLite has no SELECT ... FOR UPDATE: a write takes its database lock.
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(
+                sa.update(ProcessingTask)
+                .where(ProcessingTask.id == self.id)
+                .values(id=ProcessingTask.id)
+                .execution_options(synchronize_session=False)
+            )
 
         # Locking reads return the latest committed rows. A plain read would
         # return the transaction's snapshot under MariaDB's default REPEATABLE
