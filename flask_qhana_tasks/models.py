@@ -407,13 +407,11 @@ class ProcessingTask(_Saveable, Base):
         the database's write lock, taken by a write to the row
         (``UPDATE ... SET id = id``). A task not written yet needs no lock.
         """
-        session = _session()
-        session.add(self)
-
-        if sa.inspect(self).key is None:
+        if not self._in_database():
             return
 
         # Flush first: loading the row afresh discards changes not yet written.
+        session = _session()
         session.flush()
 
         # SQLite has no SELECT ... FOR UPDATE: a write takes its database lock.

@@ -188,7 +188,10 @@ def _skip_empty_autogenerate(
 
 def _is_ours(script: ScriptDirectory, revision_id: str) -> bool:
     revision = script.get_revision(revision_id)
-    return revision is not None and Path(revision.path).parent == VERSIONS_DIR
+    return (
+        revision is not None
+        and Path(revision.path).parent.resolve() == VERSIONS_DIR.resolve()
+    )
 
 
 def _base_on_application_history(
