@@ -378,14 +378,30 @@ class ProcessingTask(_Saveable, Base):
         return step
 
     def clear_previous_step(self, commit: bool = False) -> None:
-        """Mark the last step as cleared; nothing to clear is not an error.
+        """Mark the step that waits for input as cleared; none waiting is not an error.
+
+        The database clears the step with one ``UPDATE``, which takes the step's
+        row lock: a worker adding the next step at the same time, which locks the
+        task, sees the step either waiting or cleared, never half-changed. Only
+        the last step can wait for input; should older ones wait too, as in data
+        written by other code, they are cleared as well.
 
         :param commit: also commit the session.
         """
-        self.lock()
+        row_id = self._row_id()
 
-        if self.steps:
-            self.steps[-1].cleared = True
+        if row_id is None:
+            if self.steps:
+                self.steps[-1].cleared = True
+        else:
+            session = _session()
+            session.flush()
+            session.execute(
+                sa.update(Step)
+                .where(Step.id == row_id, Step.cleared.is_not(True))
+                .values(cleared=True)
+                .execution_options(synchronize_session="evaluate")
+            )
 
         self.save(commit=commit)
 
@@ -407,7 +423,9 @@ class ProcessingTask(_Saveable, Base):
         the database's write lock, taken by a write to the row
         (``UPDATE ... SET id = id``). A task not written yet needs no lock.
         """
-        if not self._in_database():
+        row_id = self._row_id()
+
+        if row_id is None:
             return
 
         # Flush first: loading the row afresh discards changes not yet written.
@@ -418,7 +436,7 @@ class ProcessingTask(_Saveable, Base):
         if session.get_bind().dialect.name == "sqlite":
             session.execute(
                 sa.update(ProcessingTask)
-                .where(ProcessingTask.id == self.id)
+                .where(ProcessingTask.id == row_id)
                 .values(id=ProcessingTask.id)
                 .execution_options(synchronize_session=False)
             )
@@ -429,7 +447,7 @@ class ProcessingTask(_Saveable, Base):
         fresh = {"populate_existing": True}
         session.execute(
             sa.select(ProcessingTask)
-            .where(ProcessingTask.id == self.id)
+            .where(ProcessingTask.id == row_id)
             .with_for_update()
             .execution_options(**fresh)
         ).scalar_one()
@@ -441,7 +459,7 @@ class ProcessingTask(_Saveable, Base):
         numbers = list(range(last + 1))
         steps = session.scalars(
             sa.select(Step)
-            .where(Step.id == self.id, Step.number.in_(numbers))
+            .where(Step.id == row_id, Step.number.in_(numbers))
             .order_by(Step.number)
             .with_for_update()
             .execution_options(**fresh)
@@ -458,13 +476,15 @@ class ProcessingTask(_Saveable, Base):
         :param task_log: the text to append.
         :param commit: also commit the session.
         """
-        if self._in_database():
+        row_id = self._row_id()
+
+        if row_id is not None:
             column = ProcessingTask.task_log
             appended = sa.case(
                 (sa.func.coalesce(column, "") == "", task_log),
                 else_=column + "\n" + task_log,
             )
-            self._update_row({"task_log": appended})
+            self._update_row(row_id, {"task_log": appended})
         elif self.task_log:
             self.task_log = f"{self.task_log}\n{task_log}"
         else:
@@ -515,11 +535,13 @@ class ProcessingTask(_Saveable, Base):
         :param amount: what to add.
         :param commit: also commit the session.
         """
-        if self._in_database():
+        row_id = self._row_id()
+
+        if row_id is not None:
             current = sa.func.coalesce(
                 ProcessingTask.progress_value, ProcessingTask.progress_start, 0
             )
-            self._update_row({"progress_value": current + amount})
+            self._update_row(row_id, {"progress_value": current + amount})
         else:
             base = self.progress_value
             base = base if base is not None else self.progress_start or 0
@@ -527,12 +549,17 @@ class ProcessingTask(_Saveable, Base):
 
         self.save(commit=commit)
 
-    def _in_database(self) -> bool:
-        """Add the task to the session; return whether it has a row already."""
-        _session().add(self)
-        return sa.inspect(self).key is not None
+    def _row_id(self) -> int | None:
+        """Add the task to the session; return the id of its row, if it has one.
 
-    def _update_row(self, values: dict[str, t.Any]) -> None:
+        The id comes from the identity the session knows the task by, so that a
+        task whose attributes expired at a commit is not loaded again for it.
+        """
+        _session().add(self)
+        identity = sa.inspect(self).identity
+        return None if identity is None else t.cast(int, identity[0])
+
+    def _update_row(self, row_id: int, values: dict[str, t.Any]) -> None:
         """Write ``values``, SQL expressions over the row, with one ``UPDATE``.
 
         Pending changes are flushed first, so that they cannot overwrite the
@@ -542,7 +569,7 @@ class ProcessingTask(_Saveable, Base):
         session.flush()
         session.execute(
             sa.update(ProcessingTask)
-            .where(ProcessingTask.id == self.id)
+            .where(ProcessingTask.id == row_id)
             .values(values)
             .execution_options(synchronize_session=False)
         )

@@ -310,6 +310,68 @@ def test_has_uncleared_step(app: Flask) -> None:
     assert reload(task).has_uncleared_step is False
 
 
+def test_cleared_step_shows_before_commit(app: Flask) -> None:
+    task = make_task()
+    task.add_next_step("https://api/1", "https://ui/1", "first", commit=True)
+    step = task.steps[0]
+
+    task.clear_previous_step()
+
+    assert step.cleared is True
+    assert task.has_uncleared_step is False
+    db.session.rollback()
+    assert reload(task).has_uncleared_step is True
+
+
+def test_clear_previous_step_clears_every_waiting_step(app: Flask) -> None:
+    # Steps written without add_next_step can leave an older step waiting.
+    task = make_task(multi_step=True, current_step=1)
+    task.steps.extend(
+        [Step(id=task.id, step_id=name, href="", ui_href="") for name in "ab"]
+    )
+    db.session.commit()
+
+    task.clear_previous_step(commit=True)
+
+    assert [s.cleared for s in reload(task).steps] == [True, True]
+
+
+def count_statements(action: t.Callable[[], object]) -> list[str]:
+    """Run ``action`` and return the SQL statements it sent, first words only."""
+    statements: list[str] = []
+
+    def record(*args: t.Any) -> None:
+        words = args[2].replace('"', "").replace("`", "").split()
+        statements.append(" ".join(words[:3]))
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+
+    try:
+        action()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+    return statements
+
+
+def test_committed_task_is_not_loaded_again_to_be_written(app: Flask) -> None:
+    task = make_task()
+    task.add_next_step("https://api/1", "https://ui/1", "first", commit=True)
+
+    def write() -> None:
+        task.clear_previous_step(commit=True)
+        task.add_task_log_entry("entry", commit=True)
+        task.advance_progress(commit=True)
+
+    statements = count_statements(write)
+
+    assert statements == [
+        "UPDATE Step SET",
+        "UPDATE ProcessingTask SET",
+        "UPDATE ProcessingTask SET",
+    ]
+
+
 def test_add_task_log_entry(app: Flask) -> None:
     task = make_task()
 
