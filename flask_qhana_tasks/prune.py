@@ -33,6 +33,7 @@ from flask import current_app
 from sqlalchemy.orm import InstrumentedAttribute
 
 from .maintenance import CHILDREN
+from .maintenance import id_in
 from .maintenance import resolve_statuses
 from .maintenance import status_filter
 from .maintenance import TABLES
@@ -384,7 +385,7 @@ def _delete_batch(ids: list[int], archive: t.TextIO | None, want_files: bool) ->
 
     if want_files:
         table = TaskFile.__table__
-        query = sa.select(table).where(table.c.task_id.in_(ids)).order_by(table.c.id)
+        query = sa.select(table).where(id_in(table.c.task_id, ids)).order_by(table.c.id)
         files = list(session.execute(query))
 
     if archive is not None:
@@ -399,7 +400,7 @@ def _delete_batch(ids: list[int], archive: t.TextIO | None, want_files: bool) ->
     counts: dict[str, int] = {}
 
     for model, task_id in _DELETION_ORDER:
-        delete = sa.delete(model).where(task_id.in_(ids))
+        delete = sa.delete(model).where(id_in(task_id, ids))
         counts[model.__tablename__] = connection.execute(delete).rowcount
 
     session.commit()

@@ -231,3 +231,21 @@ def test_prune_cutoff(app: Flask) -> None:
 def test_prune_tasks_checks_the_batch_size(app: Flask) -> None:
     with pytest.raises(ValueError, match="at least 1, not 0"):
         prune_tasks(before=NOW, batch_size=0)
+
+
+def test_a_batch_may_hold_more_tasks_than_a_statement_takes_parameters(
+    app: Flask,
+) -> None:
+    # psycopg sends at most 65535 parameters with a statement, and SQLite
+    # builds may take as few as 32766.
+    count = 70_000
+    finished = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    rows = [{"task_name": f"bulk-{n}", "finished_at": finished} for n in range(count)]
+    db.session.execute(sa.insert(ProcessingTask), rows)
+    add_task(children=True)
+    db.session.commit()
+
+    report = prune_tasks(before=finished + timedelta(days=1), batch_size=count)
+
+    assert (report.tasks, report.batches) == (count, 1)
+    assert count_rows()["ProcessingTask"] == 1
