@@ -404,20 +404,26 @@ def id_in(
 ) -> sa.ColumnElement[bool]:
     """Return the condition that ``column`` holds one of ``ids``.
 
-    PostgreSQL gets the ids as one array parameter, ``column = ANY(:ids)``:
-    an ``IN`` list of a thousand parameters costs more to build and send than
-    the database takes to use it. Other databases get the ``IN`` list with the
-    numbers written into the statement, which no limit on the number of
-    parameters constrains.
+    The ids go to the database as one parameter where it can take a list that
+    way: an array on PostgreSQL, a JSON array read by ``json_each`` on SQLite.
+    Building and sending an ``IN`` list of a thousand parameters costs more
+    than the database takes to use it, and drivers limit the number of
+    parameters. Other databases get an ``IN`` list with the numbers written into
+    the statement.
 
     :param column: an integer column.
     :param ids: the values to match.
     """
     values = [int(value) for value in ids]
+    dialect = _session().get_bind().dialect.name
 
-    if _session().get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         array = sa.bindparam(None, values, type_=postgresql.ARRAY(sa.Integer()))
         return column == sa.any_(array)
+
+    if dialect == "sqlite":
+        listed = sa.func.json_each(json.dumps(values)).table_valued("value")
+        return column.in_(sa.select(listed.c.value))
 
     return column.in_(sa.bindparam(None, values, expanding=True, literal_execute=True))
 
