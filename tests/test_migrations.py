@@ -122,7 +122,7 @@ def test_upgrade_creates_the_tables(flask: FlaskRunner, database: str) -> None:
     assert_matches_models(flask)
 
     heads = flask("db", "heads").stdout
-    assert "qhana_tasks_0005 (qhana_tasks) (head)" in heads
+    assert "qhana_tasks_0006 (qhana_tasks) (head)" in heads
 
 
 @pytest.mark.parametrize("database", EVERY_BACKEND, indirect=True)
