@@ -146,6 +146,7 @@ def task_status(
         the one registered on the extension.
     :raises RuntimeError: the task has finished, has result files, and no
         output URL resolver is known.
+    :raises TypeError: the resolver returned something other than a string.
     """
     if output_url_resolver is None:
         output_url_resolver = _extension().resolve_output_url

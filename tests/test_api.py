@@ -33,6 +33,9 @@ from .conftest import drop_everything
 
 HOOK = "https://client.example/hook"
 
+#: The answer for a task that the documentation shows.
+DOCUMENTED_EXAMPLE = Path(__file__).parents[1] / "docs" / "task-status-example.json"
+
 
 def file_url(file: TaskFile) -> str:
     return f"https://files.example/{file.file_name}?tag={file.security_tag}"
@@ -222,6 +225,38 @@ def test_a_multi_step_task_lists_its_steps(client: FlaskClient) -> None:
             "cleared": False,
         },
     ]
+
+
+def test_the_example_of_the_documentation(client: FlaskClient) -> None:
+    task = ProcessingTask("clustering-wizard")
+    task.add_task_log_entry("Loaded 150 entities.")
+    task.add_task_log_entry("Clustered into 3 groups.")
+    task.set_progress(2, start=0, target=2, unit="steps")
+    task.add_next_step(
+        "https://plugins.example/kmeans/step/choose/",
+        "https://plugins.example/kmeans/step/choose/ui/",
+        "choose-k",
+    )
+    task.clear_previous_step()
+    TaskFile(
+        task,
+        "s3cret",
+        "local",
+        "clusters.json",
+        "/f/1",
+        "entity/label",
+        "application/json",
+    )
+    TaskLink(task, "dashboard", "https://dashboard.example/runs/7")
+    task.task_status = "SUCCESS"
+    task.finished_at = utcnow()
+    task.save(commit=True)
+
+    body = body_of(client.get(f"/tasks/{task.id}/"))
+
+    # docs/api-resource.rst shows this answer, for the task with the id 1.
+    shown = json.dumps(body, indent=4).replace(f"/tasks/{task.id}/", "/tasks/1/")
+    assert f"{shown}\n" == DOCUMENTED_EXAMPLE.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
