@@ -9,7 +9,6 @@ the QHAna plugin runner's task-status shape (see :func:`task_status`);
 
 from __future__ import annotations
 
-import logging
 import typing as t
 from http import HTTPStatus
 
@@ -31,8 +30,6 @@ from .models import TaskUpdateSubscription
 
 if t.TYPE_CHECKING:
     from .extension import QHAnaTasks
-
-logger = logging.getLogger(__name__)
 
 #: A callable the application provides that returns the URL of a result file.
 OutputUrlResolver = t.Callable[[TaskFile], str]
@@ -193,7 +190,8 @@ def subscribe(task: ProcessingTask, webhook_href: str, event: str | None) -> Non
 
     The subscription's ``task_href`` is the task's resource URL. The database
     refuses a second subscription of the webhook to the event; a concurrent
-    request that subscribed it first counts as success. Commits the session.
+    request that subscribed it first counts as success. Commits the session
+    when it adds the subscription.
 
     :param task: the task, loaded in the session.
     :param webhook_href: the URL of the webhook.
@@ -218,9 +216,6 @@ def subscribe(task: ProcessingTask, webhook_href: str, event: str | None) -> Non
     except sa.exc.IntegrityError:
         # Another request inserted the same subscription after the check.
         session.expire(task, ["subscriptions"])
-        logger.info(
-            "Webhook %s was subscribed to task %s concurrently.", webhook_href, task.id
-        )
     except (TypeError, ValueError):
         # The half-built subscription sits in the task's collection.
         session.expire(task, ["subscriptions"])
