@@ -12,7 +12,9 @@ from .models import _binding
 from .models import Base
 
 if t.TYPE_CHECKING:
-    pass
+    from .resource import OutputUrlResolver
+
+_R = t.TypeVar("_R", bound="OutputUrlResolver")
 
 #: The key of the extension in :attr:`flask.Flask.extensions`.
 EXTENSION_KEY = "qhana_tasks"
@@ -40,13 +42,57 @@ class QHAnaTasks:
         :meth:`init_app` later.
     :param db: the Flask-SQLAlchemy instance whose database holds the tasks;
         defaults to the one registered on the application.
+    :param output_url_resolver: returns the URL of a result file for the
+        task-status resource; see :meth:`output_url_resolver`.
     """
 
-    def __init__(self, app: Flask | None = None, db: SQLAlchemy | None = None) -> None:
+    def __init__(
+        self,
+        app: Flask | None = None,
+        db: SQLAlchemy | None = None,
+        *,
+        output_url_resolver: OutputUrlResolver | None = None,
+    ) -> None:
         self.db = db
+
+        #: The callable that gives the task-status resource the URL of a result
+        #: file, or ``None``. Set it with :meth:`output_url_resolver`.
+        self.resolve_output_url: OutputUrlResolver | None = output_url_resolver
 
         if app is not None:
             self.init_app(app)
+
+    def output_url_resolver(self, resolver: _R) -> _R:
+        """Register the function that returns the URL of a result file.
+
+        The task-status resource (see :doc:`/api-resource`) lists the result
+        files of a finished task with their URLs. Where files are stored, and
+        how they are downloaded, is the application's business, so it gives
+        the URLs with this decorator::
+
+            @tasks.output_url_resolver
+            def file_url(file: TaskFile) -> str:
+                return url_for(
+                    "files.download",
+                    file_id=file.id,
+                    tag=file.security_tag,
+                    _external=True,
+                )
+
+        The function is called inside the request, with each result file that
+        has a ``file_type`` and a ``mimetype``, and returns its absolute URL. A
+        later registration replaces an earlier one; it serves every application
+        the extension is registered on.
+
+        Without a resolver, the resource answers for tasks without such files,
+        and fails with a :class:`RuntimeError` (a 500 response) for a finished
+        task that has one.
+
+        :param resolver: the function, given a :class:`~flask_qhana_tasks.TaskFile`.
+        :return: ``resolver``, unchanged.
+        """
+        self.resolve_output_url = resolver
+        return resolver
 
     def init_app(self, app: Flask, db: SQLAlchemy | None = None) -> None:
         """Register the extension and the task models with an application.
@@ -69,12 +115,21 @@ class QHAnaTasks:
           besides those of :class:`~flask_qhana_tasks.TaskStatus`, so that
           ``--status`` accepts them before any task has them. Default ``()``.
 
+        Two keys switch on the task-status resource (see :doc:`/api-resource`).
+        They are read here, so set them before calling ``init_app``:
+
+        - ``QHANA_TASKS_API``: mount the resource. Default ``False``.
+        - ``QHANA_TASKS_API_PREFIX``: where to mount it, a path such as
+          ``"/tasks"`` (the default), under which ``<id>/`` is the resource of
+          a task.
+
         :param app: the application.
         :param db: the Flask-SQLAlchemy instance; defaults to the one given to the
             constructor, then to the one registered on ``app``.
         :raises RuntimeError: the extension is registered on ``app`` already, no
             Flask-SQLAlchemy instance is known, or the models are registered with
             a different one.
+        :raises ValueError: ``QHANA_TASKS_API_PREFIX`` is not a path.
         """
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError(
@@ -91,9 +146,17 @@ class QHAnaTasks:
         app.config.setdefault("QHANA_TASKS_RETENTION", None)
         app.config.setdefault("QHANA_TASKS_PRUNE_BATCH_SIZE", 1000)
         app.config.setdefault("QHANA_TASKS_EXTRA_STATUSES", ())
+        app.config.setdefault("QHANA_TASKS_API", False)
+        app.config.setdefault("QHANA_TASKS_API_PREFIX", "/tasks")
 
         if app.config["QHANA_TASKS_MIGRATIONS"] and "migrate" in app.extensions:
             add_migrations_to(app)
+
+        if app.config["QHANA_TASKS_API"]:
+            from .resource import blueprint
+
+            prefix = _check_prefix(app.config["QHANA_TASKS_API_PREFIX"])
+            app.register_blueprint(blueprint, url_prefix=prefix)
 
         from .cli import tasks_cli
 
@@ -116,6 +179,25 @@ class QHAnaTasks:
             )
 
         return db
+
+
+def _check_prefix(prefix: t.Any) -> str:
+    """Return ``QHANA_TASKS_API_PREFIX`` if it is a path a blueprint can be
+    mounted at."""
+    if (
+        not isinstance(prefix, str)
+        or not prefix.startswith("/")
+        or "//" in prefix
+        or any(char in prefix for char in "<>?#%\\")
+        or any(char.isspace() for char in prefix)
+    ):
+        raise ValueError(
+            "QHANA_TASKS_API_PREFIX must be a path that starts with '/' and holds"
+            " no '//', spaces, '<', '>', '?', '#', '%' or backslashes, such as"
+            f" '/tasks' or '/api/tasks', got {prefix!r}."
+        )
+
+    return prefix
 
 
 def _register_models(db: SQLAlchemy) -> None:

@@ -436,7 +436,8 @@ def task_records(
 
     A record holds the task's columns, its ``status``, and lists of its
     ``steps``, ``outputs``, ``links`` and ``subscriptions``, each row a dict of
-    its columns without the task's id. :func:`to_json` writes it.
+    its columns without the task's id and the generated columns. :func:`to_json`
+    writes it.
 
     :param task_ids: the ids; those without a task are left out.
     :param secrets: include the files' ``security_tag``.
@@ -459,8 +460,11 @@ def task_records(
     for child in CHILDREN:
         child_table = child.model.__table__
         column = child_table.c[child.task_id.key]
+        # Generated columns, such as a subscription's event_key, derive from the
+        # others: a record leaves them out.
+        recorded = [c for c in child_table.c if c.computed is None]
         query = (
-            sa.select(child_table)
+            sa.select(*recorded)
             .where(id_in(column, list(records)))
             .order_by(column, child_table.c[child.order.key])
         )

@@ -185,3 +185,19 @@ def test_task_details_can_include_secrets(cli: FlaskCliRunner) -> None:
         task_details(0)
 
     assert info.value.task_ids == [0]
+
+
+def test_show_json_leaves_out_generated_columns(cli: FlaskCliRunner) -> None:
+    task_id = full_task()
+
+    result = cli.invoke(args=["tasks", "show", "--json", str(task_id)])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["subscriptions"] == [
+        {
+            "id": 1,
+            "webhook_href": "https://hook",
+            "task_href": "https://api/tasks/1",
+            "event_type": "status",
+        }
+    ]

@@ -122,7 +122,7 @@ def test_upgrade_creates_the_tables(flask: FlaskRunner, database: str) -> None:
     assert_matches_models(flask)
 
     heads = flask("db", "heads").stdout
-    assert "qhana_tasks_0005 (qhana_tasks) (head)" in heads
+    assert "qhana_tasks_0006 (qhana_tasks) (head)" in heads
 
 
 @pytest.mark.parametrize("database", EVERY_BACKEND, indirect=True)
@@ -270,3 +270,104 @@ def test_revisions_on_the_package_branch_are_refused(
 
     assert "of flask-qhana-tasks' 'qhana_tasks' branch" in result.stderr
     assert sorted(path.name for path in VERSIONS_DIR.glob("*.py")) == shipped
+
+
+SUBSCRIPTIONS = sa.table(
+    "TaskUpdateSubscription",
+    sa.column("id", sa.Integer()),
+    sa.column("task_id", sa.Integer()),
+    sa.column("webhook_href", sa.String()),
+    sa.column("task_href", sa.String()),
+    sa.column("event_type", sa.String()),
+)
+
+#: Subscriptions as a database before the unique index could hold them: id,
+#: task, webhook and event type. Rows 2, 4 and 7 repeat older ones.
+SUBSCRIPTION_ROWS = [
+    (1, 1, "https://a", None),
+    (2, 1, "https://a", None),
+    (3, 1, "https://a", "status"),
+    (4, 1, "https://a", "status"),
+    (5, 1, "https://b", None),
+    (6, 2, "https://a", None),
+    (7, 1, "https://a", None),
+    (8, 1, "https://a", ""),
+    (9, None, "https://a", None),
+    (10, None, "https://a", None),
+]
+
+
+def add_subscriptions(
+    uri: str, rows: list[tuple[int, int | None, str, str | None]]
+) -> None:
+    engine = sa.create_engine(uri)
+
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                SUBSCRIPTIONS.insert(),
+                [
+                    {
+                        "id": id_,
+                        "task_id": task_id,
+                        "webhook_href": webhook,
+                        "task_href": f"https://api/tasks/{task_id}/",
+                        "event_type": event,
+                    }
+                    for id_, task_id, webhook, event in rows
+                ],
+            )
+    finally:
+        engine.dispose()
+
+
+def subscription_ids(uri: str) -> list[int]:
+    engine = sa.create_engine(uri)
+
+    try:
+        with engine.connect() as connection:
+            query = sa.select(SUBSCRIPTIONS.c.id).order_by(SUBSCRIPTIONS.c.id)
+            return list(connection.scalars(query))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("database", EVERY_BACKEND, indirect=True)
+def test_upgrade_deletes_duplicate_subscriptions(
+    flask: FlaskRunner, database: str
+) -> None:
+    flask("db", "upgrade", "qhana_tasks_0005")
+    tasks = sa.table("ProcessingTask", sa.column("id"), sa.column("task_log"))
+    engine = sa.create_engine(database)
+
+    with engine.begin() as connection:
+        connection.execute(
+            tasks.insert(), [{"id": 1, "task_log": ""}, {"id": 2, "task_log": ""}]
+        )
+
+    engine.dispose()
+    add_subscriptions(database, SUBSCRIPTION_ROWS)
+
+    flask("db", "upgrade", "heads")
+
+    assert subscription_ids(database) == [1, 3, 5, 6, 8, 9, 10]
+    assert_matches_models(flask)
+
+    with pytest.raises(sa.exc.IntegrityError):
+        add_subscriptions(database, [(11, 1, "https://a", None)])
+
+    # Down, the duplicates are possible again; up, they are gone again.
+    flask("db", "downgrade", "qhana_tasks_0005")
+    add_subscriptions(database, [(12, 1, "https://a", None), (13, 1, "https://a", "")])
+
+    with inspect_db(database) as inspector:
+        columns = [
+            column["name"] for column in inspector.get_columns("TaskUpdateSubscription")
+        ]
+
+    assert "event_key" not in columns
+
+    flask("db", "upgrade", "heads")
+
+    assert subscription_ids(database) == [1, 3, 5, 6, 8, 9, 10]
+    assert_matches_models(flask)
