@@ -3,6 +3,12 @@
 The signals are blinker signals, like Flask's own. A receiver is called with the
 application as the sender and the signal's data as keyword arguments; accept
 ``**extra`` so that arguments added later do not break it.
+
+The three change signals, :data:`task_status_changed`, :data:`task_steps_changed`
+and :data:`task_details_changed`, are sent after a transaction of the
+extension's ``db`` has committed, once for each task it changed and each kind of
+change, never for a change that was rolled back. :doc:`/signals` describes when
+each is sent, and how to notify webhooks of changes.
 """
 
 from __future__ import annotations
@@ -36,3 +42,34 @@ _signals = Namespace()
 #: Connect with :meth:`~blinker.Signal.connect` instead of ``connect_via`` to
 #: hear of every application in the process.
 task_files_pruned = _signals.signal("task-files-pruned")
+
+#: Sent when a committed transaction changed the status of a task: its
+#: ``task_status`` or its ``finished_at``, or it added the task.
+#:
+#: ``task_id`` is the id of the task, ``event`` is ``"status"``. A receiver runs
+#: after the commit, and may use the session::
+#:
+#:     from flask_qhana_tasks.signals import task_status_changed
+#:
+#:     @task_status_changed.connect_via(app)
+#:     def report_status(sender, *, task_id, **extra):
+#:         task = ProcessingTask.get_by_id(task_id)
+#:         print(f"Task {task_id} is {task.status}.")
+#:
+#: A receiver that raises is logged, and the other receivers are called: the
+#: change is committed already.
+task_status_changed = _signals.signal("task-status-changed")
+
+#: Sent when a committed transaction added, cleared or removed a step of a task,
+#: including through :func:`~flask_qhana_tasks.maintenance.clear_steps` and
+#: :func:`~flask_qhana_tasks.maintenance.clear_stale_steps`.
+#:
+#: ``task_id`` is the id of the task, ``event`` is ``"steps"``.
+task_steps_changed = _signals.signal("task-steps-changed")
+
+#: Sent when a committed transaction changed anything else of a task (its log,
+#: progress, data, parameters, name, ...), or added, changed or deleted one of
+#: its files or links. A new task is a change of its details too.
+#:
+#: ``task_id`` is the id of the task, ``event`` is ``"details"``.
+task_details_changed = _signals.signal("task-details-changed")
