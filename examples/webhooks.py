@@ -22,9 +22,7 @@ import urllib.request
 from celery import shared_task
 from flask import Flask
 
-from flask_qhana_tasks.signals import task_details_changed
-from flask_qhana_tasks.signals import task_status_changed
-from flask_qhana_tasks.signals import task_steps_changed
+from flask_qhana_tasks.signals import CHANGE_SIGNALS
 from flask_qhana_tasks.webhooks import notification_url
 from flask_qhana_tasks.webhooks import webhooks_for
 
@@ -51,5 +49,5 @@ def notify_webhooks(app: Flask, *, task_id: int, event: str, **extra: t.Any) -> 
 
 def init_app(app: Flask) -> None:
     """Notify webhooks of the changes of the tasks of ``app``."""
-    for signal in (task_status_changed, task_steps_changed, task_details_changed):
+    for signal in CHANGE_SIGNALS.values():
         signal.connect(notify_webhooks, sender=app)

@@ -14,38 +14,15 @@ the session again: what they do begins a new transaction.
 
 from __future__ import annotations
 
-import logging
 import typing as t
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from blinker import Signal
-from flask import current_app
 from sqlalchemy.orm import scoped_session
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import SessionTransaction
 
-from .signals import task_details_changed
-from .signals import task_status_changed
-from .signals import task_steps_changed
-
-logger = logging.getLogger(__name__)
-
-#: A change of ``task_status`` or ``finished_at``.
-STATUS = "status"
-
-#: A step added, cleared or removed.
-STEPS = "steps"
-
-#: Any other change of a task, its files or its links.
-DETAILS = "details"
-
-#: The kinds of change with their signals, in the order a task's are sent.
-SIGNALS: dict[str, Signal] = {
-    STATUS: task_status_changed,
-    STEPS: task_steps_changed,
-    DETAILS: task_details_changed,
-}
+from .signals import send_changes
 
 #: The key of the frames in :attr:`sqlalchemy.orm.Session.info`.
 _INFO_KEY = "flask_qhana_tasks.changes"
@@ -112,7 +89,8 @@ def record_change(session: AnySession, task_id: int, kinds: Iterable[str]) -> No
 
     :param session: the session whose transaction made the change.
     :param task_id: the id of the task.
-    :param kinds: the kinds of change, some of :data:`SIGNALS`.
+    :param kinds: the kinds of change: some of the events of
+        :data:`~flask_qhana_tasks.signals.CHANGE_SIGNALS`.
     """
     changed = _current_frame(session).changed
 
@@ -127,7 +105,8 @@ def record_changes(session: AnySession, task_ids: Iterable[int], kind: str) -> N
 
     :param session: the session whose transaction made the change.
     :param task_ids: the ids of the tasks.
-    :param kind: the kind of change, one of :data:`SIGNALS`.
+    :param kind: the kind of change: one of the events of
+        :data:`~flask_qhana_tasks.signals.CHANGE_SIGNALS`.
     """
     changed = _current_frame(session).changed
 
@@ -183,45 +162,15 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         return
 
     if transaction.parent is None:
-        _send(frame)
+        send_changes(frame.changed, frame.deleted)
 
 
-def _send(frame: _Frame) -> None:
-    """Send each task's signals once, calling every receiver.
-
-    The changes are committed: a receiver that raises is logged, and the other
-    receivers and signals are sent all the same.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    for task_id in sorted(frame.changed.keys() - frame.deleted):
-        kinds = frame.changed[task_id]
-
-        for kind, signal in SIGNALS.items():
-            if kind not in kinds or not signal.receivers:
-                continue
-
-            for receiver in signal.receivers_for(app):
-                try:
-                    receiver(app, task_id=task_id, event=kind)
-                except Exception:
-                    logger.exception(
-                        "A receiver of the %s change of task %s failed; the"
-                        " change is committed, and the other receivers are called.",
-                        kind,
-                        task_id,
-                    )
-
-
-def install(target: t.Any) -> None:
-    """Listen to the transactions of a session, a sessionmaker or a
-    scoped session, once.
+def listen_to_transactions(target: t.Any) -> None:
+    """Keep the frames of the transactions of a session, a sessionmaker or a
+    scoped session, and send the changes of each that commits.
 
     :param target: what :func:`sqlalchemy.event.listen` takes for session
         events.
     """
-    if sa.event.contains(target, "after_transaction_end", _after_transaction_end):
-        return
-
     sa.event.listen(target, "after_commit", _after_commit)
     sa.event.listen(target, "after_transaction_end", _after_transaction_end)

@@ -25,13 +25,13 @@ from flask import current_app
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ._changes import record_changes
-from ._changes import STEPS
 from .models import _session
 from .models import ProcessingTask
 from .models import Step
 from .models import TaskFile
 from .models import TaskLink
 from .models import TaskUpdateSubscription
+from .signals import STEPS
 from .status import TaskStatus
 from .types import utcnow
 

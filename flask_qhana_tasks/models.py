@@ -34,12 +34,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ._changes import DETAILS
-from ._changes import install as install_change_signals
+from ._changes import listen_to_transactions
 from ._changes import record_change
 from ._changes import record_deletion
-from ._changes import STATUS
-from ._changes import STEPS
+from .signals import DETAILS
+from .signals import STATUS
+from .signals import STEPS
 from .status import TaskStatus
 from .types import LongText
 from .types import track_json_changes
@@ -738,7 +738,7 @@ _TASK_CHANGES: dict[str, str | None] = {
 
 
 def _record_deletions(
-    session: Session, flush_context: UOWTransaction, _: t.Any
+    session: Session, flush_context: UOWTransaction, instances: t.Any
 ) -> None:
     """Record the deletions the flush is about to write.
 
@@ -822,7 +822,7 @@ def _watch(target: t.Any) -> None:
 
     event.listen(target, "before_flush", _record_deletions)
     event.listen(target, "after_flush", _record_flush)
-    install_change_signals(target)
+    listen_to_transactions(target)
 
 
 def _check_string(column: sa.Column[t.Any], name: str) -> t.Callable[..., None]:

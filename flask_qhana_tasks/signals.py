@@ -13,7 +13,15 @@ each is sent, and how to notify webhooks of changes.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
+from collections.abc import Mapping
+
 from blinker import Namespace
+from blinker import Signal
+from flask import current_app
+
+logger = logging.getLogger(__name__)
 
 _signals = Namespace()
 
@@ -73,3 +81,55 @@ task_steps_changed = _signals.signal("task-steps-changed")
 #:
 #: ``task_id`` is the id of the task, ``event`` is ``"details"``.
 task_details_changed = _signals.signal("task-details-changed")
+
+#: The ``event`` of :data:`task_status_changed`.
+STATUS = "status"
+
+#: The ``event`` of :data:`task_steps_changed`.
+STEPS = "steps"
+
+#: The ``event`` of :data:`task_details_changed`.
+DETAILS = "details"
+
+#: The change signals by their events, in the order a task's are sent:
+#: ``"status"``, ``"steps"``, ``"details"``. Connect a receiver to each to hear
+#: of every change.
+#:
+#: :meta hide-value:
+CHANGE_SIGNALS: dict[str, Signal] = {
+    STATUS: task_status_changed,
+    STEPS: task_steps_changed,
+    DETAILS: task_details_changed,
+}
+
+
+def send_changes(changes: Mapping[int, Collection[str]], skip: Collection[int]) -> None:
+    """Send the change signals of a committed transaction, in the order of the
+    tasks' ids, each task's in the order of :data:`CHANGE_SIGNALS`.
+
+    The changes are committed, so a receiver that raises is logged and the
+    other receivers and signals are sent all the same.
+
+    :param changes: the events of each changed task.
+    :param skip: the ids of tasks deleted in the transaction, of which nothing
+        is sent.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    for task_id in sorted(changes.keys() - skip):
+        events = changes[task_id]
+
+        for event, signal in CHANGE_SIGNALS.items():
+            if event not in events or not signal.receivers:
+                continue
+
+            for receiver in signal.receivers_for(app):
+                try:
+                    receiver(app, task_id=task_id, event=event)
+                except Exception:
+                    logger.exception(
+                        "A receiver of the %s change of task %s failed; the"
+                        " change is committed, and the other receivers are called.",
+                        event,
+                        task_id,
+                    )

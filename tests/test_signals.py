@@ -285,21 +285,28 @@ def test_a_new_task_rolled_back_sends_nothing(heard: Heard) -> None:
 
 
 def test_rolled_back_savepoint_drops_only_its_changes(heard: Heard) -> None:
-    outer, inner = new_task("outer"), new_task("inner")
+    outer_id, inner_id = new_task("outer"), new_task("inner")
     heard.clear()
+    db.session.expunge_all()
+    outer = ProcessingTask.get_by_id(outer_id)
+    inner = ProcessingTask.get_by_id(inner_id)
+    assert outer is not None and inner is not None
 
-    load_task(outer).add_task_log_entry("Kept.")
+    # Written before the savepoint, by the flush that begins it.
+    outer.task_status = "WAITING"
     savepoint = db.session.begin_nested()
-    ProcessingTask.get_by_id(inner).task_status = "FAILURE"  # type: ignore[union-attr]
-    ProcessingTask.get_by_id(outer).finished_at = utcnow()  # type: ignore[union-attr]
+    outer.add_task_log_entry("Lost.")
+    inner.task_status = "FAILURE"
+    inner.add_next_step("https://api/0", "https://ui/0", "s0")
     db.session.flush()
     savepoint.rollback()
     db.session.commit()
 
-    assert heard == [("details", outer)]
-    assert load_task(outer).task_log == "Kept."
-    assert load_task(outer).finished_at is None
-    assert load_task(inner).task_status is None
+    assert heard == [("status", outer_id)]
+    assert load_task(outer_id).task_status == "WAITING"
+    assert load_task(outer_id).task_log == ""
+    assert load_task(inner_id).task_status is None
+    assert load_task(inner_id).steps == []
 
 
 def test_released_savepoint_is_sent_with_its_transaction(heard: Heard) -> None:
@@ -507,17 +514,57 @@ def test_clear_stale_steps_sends_steps_once_per_task(heard: Heard) -> None:
     assert fresh not in dict(heard).values()
 
 
-def test_clear_steps_of_many_tasks(heard: Heard) -> None:
-    ids = [add_task(f"t{n}", awaiting_input=True) for n in range(3)]
+def test_clear_steps_of_many_tasks_in_several_statements(
+    heard: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("flask_qhana_tasks.maintenance._CLEAR_CHUNK", 2)
+    ids = [add_task(f"t{n}", awaiting_input=True) for n in range(5)]
     heard.clear()
 
     cleared = clear_steps(ids)
 
-    assert len(cleared) == 3
+    assert [(step.task_id, step.number) for step in cleared] == [
+        (task_id, 0) for task_id in ids
+    ]
     assert heard == [("steps", task_id) for task_id in ids]
+    query = sa.select(Step.id).where(Step.cleared.is_not(True))
+    assert db.session.scalars(query).all() == []
 
-    db.session.expire_all()
-    assert all(load_task(task_id).steps[0].cleared for task_id in ids)
+
+def test_clear_steps_leaves_a_step_added_meanwhile_waiting(heard: Heard) -> None:
+    task_id = add_task(awaiting_input=True)
+    heard.clear()
+    added: list[int] = []
+
+    def add_step_elsewhere(state: sa.orm.ORMExecuteState) -> None:
+        if not state.is_update or added:
+            return
+
+        # Another worker adds a step between the query and the update.
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.insert(Step).values(
+                    id=task_id, number=1, step_id="s1", cleared=False
+                )
+            )
+
+        added.append(task_id)
+
+    sa.event.listen(db.session, "do_orm_execute", add_step_elsewhere)
+
+    try:
+        cleared = clear_steps([task_id])
+    finally:
+        sa.event.remove(db.session, "do_orm_execute", add_step_elsewhere)
+
+    assert added == [task_id]
+    assert [(step.task_id, step.number) for step in cleared] == [(task_id, 0)]
+    assert heard == [("steps", task_id)]
+    query = sa.select(Step.number, Step.cleared).where(Step.id == task_id)
+    assert db.session.execute(query.order_by(Step.number)).all() == [
+        (0, True),
+        (1, False),
+    ]
 
 
 def test_prune_sends_no_change_signal(heard: Heard) -> None:
