@@ -22,7 +22,7 @@ from sqlalchemy.orm import scoped_session
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import SessionTransaction
 
-from .signals import send_changes
+from .signals import _send_changes
 
 #: The key of the frames in :attr:`sqlalchemy.orm.Session.info`.
 _INFO_KEY = "flask_qhana_tasks.changes"
@@ -162,7 +162,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
         return
 
     if transaction.parent is None:
-        send_changes(frame.changed, frame.deleted)
+        _send_changes(frame.changed, frame.deleted)
 
 
 def listen_to_transactions(target: t.Any) -> None:

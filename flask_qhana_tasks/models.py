@@ -786,14 +786,15 @@ def _record_flush(session: Session, flush_context: UOWTransaction) -> None:
 def _task_changes(task: ProcessingTask) -> set[str]:
     """Return the kinds of change the changed attributes of a task make."""
     state = sa.inspect(task)
-    unmodified = state.unmodified
+    attrs = state.attrs
     kinds: set[str] = set()
 
-    for attribute in state.attrs:
-        if attribute.key in unmodified or not attribute.history.has_changes():
+    # Only the attributes written since the last flush can have changed.
+    for key in set(attrs.keys()).difference(state.unmodified):
+        if not attrs[key].history.has_changes():
             continue
 
-        kind = _TASK_CHANGES.get(attribute.key, DETAILS)
+        kind = _TASK_CHANGES.get(key, DETAILS)
 
         if kind is not None:
             kinds.add(kind)

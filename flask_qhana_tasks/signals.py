@@ -60,9 +60,9 @@ task_files_pruned = _signals.signal("task-files-pruned")
 #:     from flask_qhana_tasks.signals import task_status_changed
 #:
 #:     @task_status_changed.connect_via(app)
-#:     def report_status(sender, *, task_id, **extra):
+#:     def log_status(sender, *, task_id, **extra):
 #:         task = ProcessingTask.get_by_id(task_id)
-#:         print(f"Task {task_id} is {task.status}.")
+#:         sender.logger.info("Task %s is %s.", task_id, task.status)
 #:
 #: A receiver that raises is logged, and the other receivers are called: the
 #: change is committed already.
@@ -103,7 +103,9 @@ CHANGE_SIGNALS: dict[str, Signal] = {
 }
 
 
-def send_changes(changes: Mapping[int, Collection[str]], skip: Collection[int]) -> None:
+def _send_changes(
+    changes: Mapping[int, Collection[str]], skip: Collection[int]
+) -> None:
     """Send the change signals of a committed transaction, in the order of the
     tasks' ids, each task's in the order of :data:`CHANGE_SIGNALS`.
 

@@ -634,6 +634,32 @@ def test_receivers_can_use_the_session(app: Flask) -> None:
     assert statuses == ["PENDING", "SUCCESS"]
 
 
+def test_a_receiver_that_commits_sends_its_own_signals(
+    app: Flask, heard: Heard
+) -> None:
+    def note_finish(sender: Flask, *, task_id: int, **extra: t.Any) -> None:
+        task = ProcessingTask.get_by_id(task_id)
+        assert task is not None
+
+        if task.is_finished:
+            task.add_task_log_entry("Finished.", commit=True)
+
+    task_status_changed.connect(note_finish, sender=app)
+
+    try:
+        task_id = new_task()
+        heard.clear()
+        task = load_task(task_id)
+        task.task_status = "SUCCESS"
+        task.finished_at = utcnow()
+        db.session.commit()
+    finally:
+        task_status_changed.disconnect(note_finish, sender=app)
+
+    assert heard == [("status", task_id), ("details", task_id)]
+    assert load_task(task_id).task_log == "Finished."
+
+
 def subscribe(task_id: int, webhook: str, event: str | None) -> None:
     task = load_task(task_id)
     subscription = TaskUpdateSubscription(
