@@ -61,21 +61,30 @@ class Heard(list[tuple[str, int]]):
 
 @pytest.fixture
 def heard(app: Flask) -> Iterator[Heard]:
-    """Record every change signal sent for the app."""
+    """Record every change signal sent for the app, checking that each carries
+    its own event."""
     heard = Heard()
 
-    def receiver(sender: Flask, *, task_id: int, event: str, **extra: t.Any) -> None:
-        assert sender is app
-        assert SIGNALS[event] is not None
-        heard.append((event, task_id))
+    def hear(signal_event: str) -> Callable[..., None]:
+        def receiver(
+            sender: Flask, *, task_id: int, event: str, **extra: t.Any
+        ) -> None:
+            assert sender is app
+            assert event == signal_event
+            heard.append((event, task_id))
 
-    for signal in SIGNALS.values():
-        signal.connect(receiver, sender=app)
+        return receiver
+
+    # Blinker holds receivers weakly: keep them until the test is done.
+    receivers = {event: hear(event) for event in SIGNALS}
+
+    for event, signal in SIGNALS.items():
+        signal.connect(receivers[event], sender=app)
 
     yield heard
 
-    for signal in SIGNALS.values():
-        signal.disconnect(receiver, sender=app)
+    for event, signal in SIGNALS.items():
+        signal.disconnect(receivers[event], sender=app)
 
 
 def new_task(name: str = "demo") -> int:
