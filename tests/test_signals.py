@@ -178,6 +178,19 @@ def test_writing_an_attribute_not_loaded_is_a_change(heard: Heard) -> None:
         (lambda task: task.clear_previous_step(), "steps"),
         (lambda task: task.steps[0].__setattr__("cleared", True), "steps"),
     ],
+    ids=[
+        "name",
+        "parameters",
+        "set_progress",
+        "advance_progress",
+        "log entry",
+        "data",
+        "nested data",
+        "finished_at",
+        "task_status",
+        "clear_previous_step",
+        "step cleared",
+    ],
 )
 def test_each_change_and_its_signal(
     heard: Heard, change: Callable[[ProcessingTask], None], event: str
