@@ -9,6 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from .migrations import add_migrations_to
 from .models import _binding
+from .models import _watch
 from .models import Base
 
 if t.TYPE_CHECKING:
@@ -231,4 +232,5 @@ def _register_models(db: SQLAlchemy) -> None:
         copy = table.to_metadata(target)
         copy.info[TABLE_INFO_KEY] = True
 
+    _watch(db.session)
     _binding.db = db

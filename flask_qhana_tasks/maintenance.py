@@ -25,12 +25,14 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import InstrumentedAttribute
 
+from ._changes import record_changes
 from .models import _session
 from .models import ProcessingTask
 from .models import Step
 from .models import TaskFile
 from .models import TaskLink
 from .models import TaskUpdateSubscription
+from .signals import STEPS
 from .status import TaskStatus
 from .types import utcnow
 
@@ -559,22 +561,43 @@ def task_stats() -> TaskStats:
     return TaskStats(by_status, oldest[0] if oldest else None, awaiting or 0, rows)
 
 
+#: The most steps one ``UPDATE`` of :func:`_clear` names by their keys.
+_CLEAR_CHUNK = 500
+
+
 def _clear(which: sa.ColumnElement[bool], dry_run: bool) -> list[ClearedStep]:
-    """Clear the steps awaiting input that match a condition."""
+    """Clear the steps awaiting input that match a condition.
+
+    The steps are selected first, then updated by their keys: a step added
+    between the two statements is neither cleared nor reported, and the tasks
+    whose steps were cleared hear of it through ``task_steps_changed``.
+    """
     session = _session()
-    awaiting = sa.and_(which, _awaiting_input())
     query = (
         sa.select(Step.id, Step.number, Step.step_id)
-        .where(awaiting)
+        .where(which, _awaiting_input())
         .order_by(Step.id, Step.number)
     )
     steps = [ClearedStep(*row) for row in session.execute(query)]
 
-    if steps and not dry_run:
-        update = sa.update(Step).where(awaiting).values(cleared=True)
-        session.execute(update, execution_options={"synchronize_session": False})
-        session.commit()
+    if not steps or dry_run:
+        return steps
 
+    keys = sa.tuple_(Step.id, Step.number)
+
+    for start in range(0, len(steps), _CLEAR_CHUNK):
+        chunk = [
+            (step.task_id, step.number) for step in steps[start : start + _CLEAR_CHUNK]
+        ]
+        update = (
+            sa.update(Step)
+            .where(keys.in_(chunk), _awaiting_input())
+            .values(cleared=True)
+        )
+        session.execute(update, execution_options={"synchronize_session": False})
+
+    record_changes(session, dict.fromkeys(step.task_id for step in steps), STEPS)
+    session.commit()
     return steps
 
 

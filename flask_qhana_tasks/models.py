@@ -23,14 +23,23 @@ from sqlalchemy import event
 from sqlalchemy.ext.orderinglist import ordering_list
 from sqlalchemy.ext.orderinglist import OrderingList
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import InstanceState
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import MappedAsDataclass
 from sqlalchemy.orm import relationship
 from sqlalchemy.orm import scoped_session
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ._changes import listen_to_transactions
+from ._changes import record_change
+from ._changes import record_deletion
+from .signals import DETAILS
+from .signals import STATUS
+from .signals import STEPS
 from .status import TaskStatus
 from .types import LongText
 from .types import track_json_changes
@@ -396,12 +405,15 @@ class ProcessingTask(_Saveable, Base):
         else:
             session = _session()
             session.flush()
-            session.execute(
+            result = session.execute(
                 sa.update(Step)
                 .where(Step.id == row_id, Step.cleared.is_not(True))
                 .values(cleared=True)
                 .execution_options(synchronize_session="evaluate")
             )
+
+            if result.rowcount:  # type: ignore[attr-defined]
+                record_change(session, row_id, (STEPS,))
 
         self.save(commit=commit)
 
@@ -574,6 +586,8 @@ class ProcessingTask(_Saveable, Base):
             .execution_options(synchronize_session=False)
         )
         session.expire(self, list(values))
+        kinds = {_TASK_CHANGES.get(key, DETAILS) for key in values}
+        record_change(session, row_id, [kind for kind in kinds if kind is not None])
 
 
 class TaskFile(_Saveable, Base):
@@ -774,6 +788,108 @@ class TaskUpdateSubscription(_Saveable, Base):
             query = query.where(cls.event_type == event)
 
         return _session().execute(query.order_by(cls.id)).scalars().all()
+
+
+#: The kind of change that a change of each attribute of a task is, where it is
+#: not a change of the details; ``None`` where it is no change of the task.
+#: ``multi_step`` and ``current_step`` change with the steps alone.
+_TASK_CHANGES: dict[str, str | None] = {
+    "task_status": STATUS,
+    "finished_at": STATUS,
+    "steps": STEPS,
+    "multi_step": STEPS,
+    "current_step": STEPS,
+    "subscriptions": None,
+}
+
+
+def _record_deletions(
+    session: Session, flush_context: UOWTransaction, instances: t.Any
+) -> None:
+    """Record the deletions the flush is about to write.
+
+    They are recorded before the flush, while the rows still exist to load a
+    file's or link's task id from.
+    """
+    for obj in session.deleted:
+        if isinstance(obj, ProcessingTask):
+            record_deletion(session, obj.id)
+        elif isinstance(obj, Step):
+            record_change(session, obj.id, (STEPS,))
+        elif isinstance(obj, (TaskFile, TaskLink)) and obj.task_id is not None:
+            record_change(session, obj.task_id, (DETAILS,))
+
+
+def _record_flush(session: Session, flush_context: UOWTransaction) -> None:
+    """Record the changes of tasks a flush has written.
+
+    The session still lists the objects as new and changed, with their
+    attribute history, and new rows have their ids.
+    """
+    for obj in session.new:
+        if isinstance(obj, ProcessingTask):
+            record_change(session, obj.id, (STATUS, DETAILS))
+        elif isinstance(obj, Step):
+            record_change(session, obj.id, (STEPS,))
+        elif isinstance(obj, (TaskFile, TaskLink)) and obj.task_id is not None:
+            record_change(session, obj.task_id, (DETAILS,))
+
+    for obj in session.dirty:
+        if isinstance(obj, ProcessingTask):
+            kinds = _task_changes(obj)
+
+            if kinds:
+                record_change(session, obj.id, kinds)
+        elif not session.is_modified(obj, include_collections=False):
+            continue
+        elif isinstance(obj, Step):
+            record_change(session, obj.id, (STEPS,))
+        elif isinstance(obj, (TaskFile, TaskLink)):
+            for task_id in _owners(obj):
+                record_change(session, task_id, (DETAILS,))
+
+
+def _task_changes(task: ProcessingTask) -> set[str]:
+    """Return the kinds of change the changed attributes of a task make."""
+    state = sa.inspect(task)
+    attrs = state.attrs
+    kinds: set[str] = set()
+
+    # Only the attributes written since the last flush can have changed.
+    for key in set(attrs.keys()).difference(state.unmodified):
+        if not attrs[key].history.has_changes():
+            continue
+
+        kind = _TASK_CHANGES.get(key, DETAILS)
+
+        if kind is not None:
+            kinds.add(kind)
+
+    return kinds
+
+
+def _owners(obj: TaskFile | TaskLink) -> set[int]:
+    """Return the ids of the tasks a file or link belongs to and belonged to."""
+    state: InstanceState[TaskFile | TaskLink] = sa.inspect(obj)
+    attrs = state.attrs
+    owners = {obj.task_id, *attrs.task_id.history.deleted}
+    owners.update(task.id for task in attrs.task.history.deleted if task is not None)
+    owners.discard(None)
+    return t.cast(set[int], owners)
+
+
+def _watch(target: t.Any) -> None:
+    """Record the changes of tasks made through the sessions of ``target`` and
+    send the change signals after each commit; once per target.
+
+    :param target: a session, sessionmaker or scoped session.
+    """
+    if event.contains(target, "after_flush", _record_flush):
+        return
+
+    event.listen(target, "before_flush", _record_deletions)
+    event.listen(target, "after_flush", _record_flush)
+    listen_to_transactions(target)
 
 
 def _check_string(column: sa.Column[t.Any], name: str) -> t.Callable[..., None]:
