@@ -1,10 +1,12 @@
 """A small application that records its tasks with flask-qhana-tasks.
 
-Record a few tasks in an SQLite file in ``examples/instance/``, then list
-them::
+Record a few tasks in an SQLite file in ``examples/instance/``, list them,
+run the training task as a worker would, and show it::
 
     flask --app examples/app.py demo
     flask --app examples/app.py tasks list
+    flask --app examples/app.py train 4
+    flask --app examples/app.py tasks show 4
 
 Any Flask setting can be given as an environment variable with the ``FLASK_``
 prefix, for example ``FLASK_SQLALCHEMY_DATABASE_URI``.
@@ -12,6 +14,7 @@ prefix, for example ``FLASK_SQLALCHEMY_DATABASE_URI``.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import click
@@ -40,6 +43,7 @@ def create_app() -> Flask:
     tasks.init_app(app)
 
     app.cli.add_command(demo_command)
+    app.cli.add_command(train_command)
     return app
 
 
@@ -80,11 +84,35 @@ def record_tasks() -> list[ProcessingTask]:
     wizard.data["algorithm"] = {"candidates": ["k-means", "dbscan"]}
     wizard.save()
 
-    training = ProcessingTask("train-model", progress_value=0, progress_target=20)
-    training.progress_unit = "epochs"
+    training = ProcessingTask("train-model", parameters='{"epochs": 20}')
+    training.set_progress(0, target=20, unit="epochs")
     training.save(commit=True)
 
     return [report, failed, wizard, training]
+
+
+def train_model(task_id: int) -> ProcessingTask:
+    """Run the epochs of a training task as a worker would, and finish it."""
+    task = ProcessingTask.get_by_id(task_id)
+
+    if task is None:
+        raise click.ClickException(f"No task has the id {task_id}.")
+
+    epochs = json.loads(task.parameters)["epochs"]
+    task.add_task_log_entry(f"Training for {epochs} epochs.", commit=True)
+
+    for epoch in range(1, epochs + 1):
+        loss = 1 / epoch  # the work of one epoch goes here
+        task.advance_progress(1, commit=True)
+
+        if epoch % 10 == 0:
+            task.add_task_log_entry(f"Epoch {epoch}: loss {loss:.3f}.", commit=True)
+
+    task.data["loss"] = round(loss, 3)
+    task.task_status = TaskStatus.SUCCESS
+    task.finished_at = utcnow()
+    task.save(commit=True)
+    return task
 
 
 @click.command("demo")
@@ -94,3 +122,11 @@ def demo_command() -> None:
     recorded = record_tasks()
     ids = ", ".join(str(task.id) for task in recorded)
     click.echo(f"Recorded tasks {ids} in {db.engine.url.database}.")
+
+
+@click.command("train")
+@click.argument("task_id", type=int)
+def train_command(task_id: int) -> None:
+    """Run the epochs of a recorded training task."""
+    task = train_model(task_id)
+    click.echo(f"Task {task.id} finished with status {task.status}.")
