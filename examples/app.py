@@ -15,9 +15,13 @@ prefix, for example ``FLASK_SQLALCHEMY_DATABASE_URI``.
 from __future__ import annotations
 
 import json
+import typing as t
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import click
+from flask import current_app
 from flask import Flask
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -26,6 +30,7 @@ from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks import QHAnaTasks
 from flask_qhana_tasks import TaskFile
 from flask_qhana_tasks import TaskStatus
+from flask_qhana_tasks.signals import task_files_pruned
 from flask_qhana_tasks.types import utcnow
 
 db = SQLAlchemy()
@@ -47,6 +52,24 @@ def create_app() -> Flask:
     return app
 
 
+def store_file(name: str, content: str) -> str:
+    """Write a result file into the instance folder; return where it is, as a
+    ``TaskFile`` of the ``local`` storage records it."""
+    location = f"files/{uuid.uuid4().hex}/{name}"
+    path = Path(current_app.instance_path, location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    return location
+
+
+@task_files_pruned.connect
+def delete_stored_files(sender: Flask, files: list[t.Any], **extra: t.Any) -> None:
+    """Delete what the ``local`` storage holds for the files of pruned tasks."""
+    for row in files:
+        if row.storage_provider == "local":
+            Path(sender.instance_path, row.file_storage_data).unlink(missing_ok=True)
+
+
 def record_tasks() -> list[ProcessingTask]:
     """Record four tasks the way a plugin's workers would, and return them."""
     now = utcnow()
@@ -61,7 +84,7 @@ def record_tasks() -> list[ProcessingTask]:
         security_tag="s3cr3t",
         storage_provider="local",
         file_name="report.csv",
-        file_storage_data="files/report.csv",
+        file_storage_data=store_file("report.csv", "row,value\n"),
         file_type="entity/table",
         mimetype="text/csv",
     ).save()

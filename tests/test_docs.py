@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -23,6 +24,9 @@ _DATETIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 #: A duration as the command line prints it, like ``2s`` or ``3d 4h``.
 _DURATION = re.compile(r"(?<!\S)-?\d+[dhms](?: \d+[hms])?(?!\S)")
+
+#: How long a command took, like ``(0.1s)``.
+_SECONDS = re.compile(r"\(\d+\.\ds\)")
 
 #: The folder a path to the example's instance folder starts with.
 _CHECKOUT = re.compile(r"\S*(?=/examples/instance/)")
@@ -54,6 +58,7 @@ def comparable(output: str) -> str:
     the checkout's folder and the width of the columns they fill."""
     output = _DATETIME.sub("<time>", output)
     output = _DURATION.sub("<duration>", output)
+    output = _SECONDS.sub("(<seconds>)", output)
     output = _CHECKOUT.sub("<checkout>", output)
     return "\n".join(" ".join(line.split()) for line in output.strip().splitlines())
 
@@ -75,27 +80,37 @@ def run_shown(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_comparable_keeps_what_does_not_change() -> None:
-    shown = " 4  train  PENDING  2026-12-03 16:19:39  1s       -"
-    later = " 4  train  PENDING  2026-12-04 09:00:00  1h 10m   -"
-    other = " 4  train  SUCCESS  2026-12-03 16:19:39  1s       -"
+    shown = " 4  train  PENDING  2026-12-03 16:19:39  1s       - (0.1s)"
+    later = " 4  train  PENDING  2026-12-04 09:00:00  1h 10m   - (12.5s)"
+    other = " 4  train  SUCCESS  2026-12-03 16:19:39  1s       - (0.1s)"
 
     assert comparable(shown) == comparable(later)
     assert comparable(shown) != comparable(other)
 
 
-def test_quickstart_shows_what_its_commands_print(tmp_path: Path) -> None:
+def copy_examples(folder: Path) -> Path:
+    """Copy the example application into ``folder``, without its database."""
     shutil.copytree(
         ROOT / "examples",
-        tmp_path / "examples",
+        folder / "examples",
         ignore=shutil.ignore_patterns("instance", "__pycache__"),
     )
-    transcripts = transcripts_of("quickstart.rst")
-    assert [path.name for path in transcripts] == [
-        "demo.console",
-        "list.console",
-        "train.console",
-        "show.console",
-    ]
+    return folder / "examples"
+
+
+@pytest.mark.parametrize(
+    ("page", "names"),
+    [
+        ("quickstart.rst", ["demo", "list", "train", "show"]),
+        ("operations.rst", ["prune"]),
+    ],
+)
+def test_page_shows_what_its_commands_print(
+    tmp_path: Path, page: str, names: list[str]
+) -> None:
+    copy_examples(tmp_path)
+    transcripts = transcripts_of(page)
+    assert [path.name for path in transcripts] == [f"{name}.console" for name in names]
 
     for path in transcripts:
         for command, shown in read_transcript(path):
@@ -103,6 +118,78 @@ def test_quickstart_shows_what_its_commands_print(tmp_path: Path) -> None:
 
             assert result.returncode == 0, result.stdout + result.stderr
             assert comparable(result.stdout) == comparable(shown), path.name
+
+
+def test_pruning_deletes_the_stored_files_and_archives_the_tasks(
+    tmp_path: Path,
+) -> None:
+    examples = copy_examples(tmp_path)
+
+    for command, _ in read_transcript(DOCS / "transcripts" / "prune.console"):
+        run_shown(command, tmp_path)
+
+    stored = sorted(path.name for path in examples.glob("instance/files/**/*.*"))
+    archived = (tmp_path / "pruned.jsonl").read_text(encoding="utf-8").splitlines()
+
+    assert stored == []
+    assert [json.loads(line)["task_name"] for line in archived] == [
+        "csv-report",
+        "csv-report",
+    ]
+
+
+def test_crontab_runs_a_prune_without_a_terminal(tmp_path: Path) -> None:
+    lines = (ROOT / "examples" / "crontab").read_text(encoding="utf-8").splitlines()
+    (entry,) = [line for line in lines if line and not line.startswith("#")]
+    command = shlex.split(entry.split(None, 5)[5])
+    args = command[command.index("tasks") : command.index(">>")]
+    archive = args.index("--archive") + 1
+    args[archive] = str(tmp_path / "pruned.jsonl")
+    copy_examples(tmp_path)
+    run_shown("flask --app examples/app.py demo", tmp_path)
+
+    result = run_shown(
+        shlex.join(["flask", "--app", "examples/app.py", *args]), tmp_path
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("No tasks to prune: none that finished before")
+
+
+def test_celery_task_prunes_with_the_configured_retention(tmp_path: Path) -> None:
+    pytest.importorskip("celery", reason="the Celery example needs Celery installed")
+    examples = copy_examples(tmp_path)
+    run_shown("flask --app examples/app.py demo", tmp_path)
+    script = (
+        "import json\n"
+        "from celery_prune import celery, prune_old_tasks\n"
+        "entry = celery.conf.beat_schedule['prune-old-tasks']\n"
+        "print(json.dumps([entry['task'] in celery.tasks,"
+        " prune_old_tasks.apply().get()]))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if "FLASK" not in key}
+    env["FLASK_QHANA_TASKS_RETENTION"] = "2m"
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=examples,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == [
+        True,
+        {
+            "ProcessingTask": 2,
+            "Step": 0,
+            "TaskFile": 1,
+            "TaskLink": 0,
+            "TaskUpdateSubscription": 0,
+        },
+    ]
 
 
 def test_cli_reference_documents_every_command() -> None:
