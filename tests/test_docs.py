@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import re
@@ -9,12 +11,20 @@ import shlex
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
 import pytest
+from flask import Flask
 
 from flask_qhana_tasks.cli import tasks_cli
+from flask_qhana_tasks.maintenance import accepted_statuses
+from flask_qhana_tasks.prune import configured_batch_size
+from flask_qhana_tasks.prune import configured_retention
+
+from .conftest import db
+from .conftest import make_app
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -218,3 +228,110 @@ def test_every_option_has_help(name: str) -> None:
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"'flask tasks {name} {param.opts[0]}' has no help."
+
+
+#: The package's modules, whose public names the API page documents.
+PACKAGE_MODULES = [
+    "cli",
+    "extension",
+    "maintenance",
+    "migrations/__init__",
+    "models",
+    "prune",
+    "signals",
+    "status",
+    "timeparse",
+    "types",
+]
+
+
+def public_names(path: Path) -> dict[str, bool]:
+    """Return the public names a module defines, each with whether it has a
+    docstring or a ``#:`` comment, which autodoc shows."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    names: dict[str, bool] = {}
+
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names[node.name] = ast.get_docstring(node) is not None
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            commented = lines[node.lineno - 2].startswith("#:")
+
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    names[target.id] = commented
+
+    # A module's logger is no part of its API.
+    return {
+        name: documented
+        for name, documented in names.items()
+        if not name.startswith("_") and name != "logger"
+    }
+
+
+def test_api_reference_has_every_public_name() -> None:
+    # The commands are documented on the command-line page, by sphinx-click.
+    text = (DOCS / "api.rst").read_text(encoding="utf-8") + re.sub(
+        r"^\.\. click:: flask_qhana_tasks\.cli:",
+        ".. autofunction:: ",
+        (DOCS / "cli.rst").read_text(encoding="utf-8"),
+        flags=re.MULTILINE,
+    )
+    package = ROOT / "flask_qhana_tasks"
+    missing = []
+
+    for module in PACKAGE_MODULES:
+        dotted = "flask_qhana_tasks." + module.removesuffix("/__init__").replace(
+            "/", "."
+        )
+        whole = re.search(
+            rf"^\.\. automodule:: {re.escape(dotted)}\n    :members:\n"
+            r"(?:    :exclude-members: (.+)\n)?",
+            text,
+            re.MULTILINE,
+        )
+        excluded = whole.group(1).split(", ") if whole and whole.group(1) else []
+
+        for name, documented in public_names(package / f"{module}.py").items():
+            if whole and name not in excluded:
+                listed = documented
+            else:
+                listed = re.search(rf"^\.\. auto\w+:: (\S+\.)?{name}$", text, re.M)
+
+            if not listed:
+                missing.append(f"{dotted}.{name}")
+
+    exported = importlib.import_module("flask_qhana_tasks").__all__
+    missing += [name for name in exported if not re.search(rf"\b{name}\b", text)]
+
+    assert missing == []
+
+
+def test_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    shown = (DOCS / "configuration.rst").read_text(encoding="utf-8")
+    block = shown.split("Settings from the environment", 1)[1]
+    settings = re.findall(r"^    (FLASK_QHANA_TASKS_\w+)=(.+)$", block, re.MULTILINE)
+    assert len(settings) == 4
+
+    for name, value in settings:
+        monkeypatch.setenv(name, shlex.split(value, comments=True)[0])
+
+    loaded = Flask("settings")
+    loaded.config.from_prefixed_env()
+    config = {key: value for key, value in loaded.config.items() if "QHANA" in key}
+    app = make_app(tmp_path, "sqlite", **config)
+
+    with app.app_context():
+        db.create_all()
+
+        assert configured_retention() == timedelta(days=30)
+        assert configured_batch_size() == 500
+        assert accepted_statuses()[-2:] == ["CANCELLED", "TIMEOUT"]
+        assert app.config["QHANA_TASKS_MIGRATIONS"] is False
+
+        db.session.remove()
+        db.engine.dispose()
