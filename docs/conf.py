@@ -25,6 +25,7 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.viewcode",
+    "sphinx_click",
 ]
 
 exclude_patterns = ["_build"]

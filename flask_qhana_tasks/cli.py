@@ -459,9 +459,9 @@ def _echo_cleared(steps: list[ClearedStep], dry_run: bool) -> None:
     "--older-than",
     callback=_read_with(parse_duration),
     metavar="DURATION",
-    help="Instead of naming tasks, clear the steps of every task that started"
-    " longer ago than this, like '7d'. Steps record no time of their own, so a"
-    " step counts as waiting since its task started.",
+    help="Instead of naming tasks, clear every step that has waited for input"
+    " longer than this, like '7d'. A step waits from when it was added; one"
+    " recorded before steps kept that time counts from when its task started.",
 )
 @click.option(
     "--dry-run",
@@ -473,9 +473,9 @@ def clear_steps_command(
 ) -> None:
     """Clear the steps that wait for input.
 
-    Name the tasks by their ids, or give '--older-than' to clear the waiting
-    steps of every older task. Use it for a multi-step task whose user never
-    came back. Each step cleared is listed.
+    Name the tasks by their ids, or give '--older-than' to clear every step
+    that has waited longer. Use it for a multi-step task whose user never came
+    back. Each step cleared is listed.
     """
     if task_ids and older_than is not None:
         raise click.UsageError("Give task ids or '--older-than', not both.")

@@ -316,7 +316,7 @@ def _extension() -> QHAnaTasks:
     return t.cast("QHAnaTasks", current_app.extensions[EXTENSION_KEY])
 
 
-class TaskView(MethodView):
+class _TaskView(MethodView):
     """The resource of one task."""
 
     def get(self, task_id: int) -> tuple[Response, int]:
@@ -363,4 +363,4 @@ class TaskView(MethodView):
         return jsonify(task_status(task)), HTTPStatus.OK.value
 
 
-blueprint.add_url_rule("/<int:task_id>/", view_func=TaskView.as_view("task"))
+blueprint.add_url_rule("/<int:task_id>/", view_func=_TaskView.as_view("task"))

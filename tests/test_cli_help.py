@@ -26,3 +26,11 @@ def test_command_help(cli: FlaskCliRunner, command: str) -> None:
     assert result.exit_code == 0
     assert f"tasks {command} [OPTIONS]" in result.output.splitlines()[0]
     assert "..." not in result.output.replace("[TASK_ID]...", "")
+
+
+def test_clear_steps_help_says_how_long_a_step_has_waited(cli: FlaskCliRunner) -> None:
+    result = cli.invoke(args=["tasks", "clear-steps", "--help"], terminal_width=200)
+
+    assert result.exit_code == 0
+    assert "A step waits from when it was added" in result.output
+    assert "Steps record no time of their own" not in result.output
