@@ -402,7 +402,10 @@ def list_tasks(
 
 
 def id_in(
-    column: sa.ColumnElement[t.Any] | InstrumentedAttribute[t.Any], ids: Sequence[int]
+    column: sa.ColumnElement[t.Any] | InstrumentedAttribute[t.Any],
+    ids: Sequence[int] | None = None,
+    *,
+    key: str | None = None,
 ) -> sa.ColumnElement[bool]:
     """Return the condition that ``column`` holds one of ``ids``.
 
@@ -414,20 +417,37 @@ def id_in(
     the statement.
 
     :param column: an integer column.
-    :param ids: the values to match.
+    :param ids: the values to match; leave them out to pass them when the
+        statement runs, as the parameter ``key``, in the form
+        :func:`ids_parameter` returns.
+    :param key: the name of the parameter; a name of its own if not given.
     """
-    values = [int(value) for value in ids]
     dialect = _session().get_bind().dialect.name
+    value = None if ids is None else ids_parameter(ids)
 
     if dialect == "postgresql":
-        array = sa.bindparam(None, values, type_=postgresql.ARRAY(sa.Integer()))
+        array = sa.bindparam(key, value, type_=postgresql.ARRAY(sa.Integer()))
         return column == sa.any_(array)
 
     if dialect == "sqlite":
-        listed = sa.func.json_each(json.dumps(values)).table_valued("value")
-        return column.in_(sa.select(listed.c.value))
+        listed = sa.func.json_each(sa.bindparam(key, value, type_=sa.String()))
+        return column.in_(sa.select(listed.table_valued("value").c.value))
 
-    return column.in_(sa.bindparam(None, values, expanding=True, literal_execute=True))
+    listed_ids: sa.BindParameter[list[int]] = sa.bindparam(
+        key, value, expanding=True, literal_execute=True
+    )
+    return column.in_(listed_ids)
+
+
+def ids_parameter(ids: Sequence[int]) -> t.Any:
+    """Return ids as the parameter of a condition :func:`id_in` made takes them.
+
+    :param ids: the values to match.
+    """
+    if _session().get_bind().dialect.name == "sqlite":
+        return json.dumps(list(ids))
+
+    return list(ids)
 
 
 def task_records(

@@ -34,6 +34,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from .maintenance import CHILDREN
 from .maintenance import id_in
+from .maintenance import ids_parameter
 from .maintenance import resolve_statuses
 from .maintenance import status_filter
 from .maintenance import TABLES
@@ -312,6 +313,7 @@ def _delete_in_batches(
         )
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    statements = _Statements()
     last_id: int | None = None
 
     while True:
@@ -321,14 +323,15 @@ def _delete_in_batches(
             query = query.where(ProcessingTask.id > last_id)
 
         try:
-            ids = list(session.scalars(query))
+            # Read through the connection: the ids need no ORM loading.
+            ids = list(session.connection().execute(query).scalars())
 
             if not ids:
                 session.rollback()
                 return
 
             want_files = task_files_pruned.has_receivers_for(app)
-            batch = _delete_batch(ids, archive, want_files)
+            batch = _delete_batch(statements, ids, archive, want_files)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             session.rollback()
             raise PruneError(
@@ -378,15 +381,36 @@ class _Batch(t.NamedTuple):
     files: list[sa.Row[t.Any]]
 
 
-def _delete_batch(ids: list[int], archive: t.TextIO | None, want_files: bool) -> _Batch:
+class _Statements:
+    """The statements of a batch, built once for every batch of a prune; the
+    ids of a batch are their parameter ``ids``."""
+
+    def __init__(self) -> None:
+        table = TaskFile.__table__
+        self.files = (
+            sa.select(table)
+            .where(id_in(table.c.task_id, key="ids"))
+            .order_by(table.c.id)
+        )
+        self.deletes = [
+            (model.__tablename__, sa.delete(model).where(id_in(task_id, key="ids")))
+            for model, task_id in _DELETION_ORDER
+        ]
+
+
+def _delete_batch(
+    statements: _Statements,
+    ids: list[int],
+    archive: t.TextIO | None,
+    want_files: bool,
+) -> _Batch:
     """Archive and delete the tasks with the given ids and their rows; commit."""
     session = _session()
+    parameters = {"ids": ids_parameter(ids)}
     files: list[sa.Row[t.Any]] = []
 
     if want_files:
-        table = TaskFile.__table__
-        query = sa.select(table).where(id_in(table.c.task_id, ids)).order_by(table.c.id)
-        files = list(session.execute(query))
+        files = list(session.execute(statements.files, parameters))
 
     if archive is not None:
         for record in task_records(ids):
@@ -397,12 +421,10 @@ def _delete_batch(ids: list[int], archive: t.TextIO | None, want_files: bool) ->
     # The session's connection runs plain deletes in the session's transaction,
     # without loading or synchronising any object.
     connection = session.connection()
-    counts: dict[str, int] = {}
-
-    for model, task_id in _DELETION_ORDER:
-        delete = sa.delete(model).where(id_in(task_id, ids))
-        counts[model.__tablename__] = connection.execute(delete).rowcount
-
+    counts = {
+        name: connection.execute(delete, parameters).rowcount
+        for name, delete in statements.deletes
+    }
     session.commit()
     return _Batch(counts, files)
 
