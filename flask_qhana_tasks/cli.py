@@ -315,7 +315,7 @@ def _echo_fields(record: dict[str, t.Any]) -> None:
         if isinstance(value, datetime):
             text = f"{text} UTC"
 
-        click.echo(f"  {key.ljust(width)}  {text}")
+        click.echo(f"  {key.ljust(width)}  {text}".rstrip())
 
 
 def _field(row: dict[str, t.Any], key: str) -> t.Any:

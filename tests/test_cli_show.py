@@ -134,6 +134,8 @@ def test_show_a_bare_task(cli: FlaskCliRunner) -> None:
         "\nData\n  {}\n\nLog: empty\n"
     )
     assert "  status           PENDING" in result.output
+    # An empty value, such as the parameters here, leaves no trailing spaces.
+    assert [line for line in result.output.splitlines() if line.endswith(" ")] == []
 
 
 def test_show_json(cli: FlaskCliRunner) -> None:
