@@ -243,10 +243,16 @@ def prune_tasks(
     subscriptions.
 
     The tasks are deleted in batches in the order of their ids, each batch in a
-    transaction of its own: the session is committed after each. The child rows
-    are deleted explicitly, whether the database enforces ``ON DELETE CASCADE``
-    or not. After each commit, :data:`~flask_qhana_tasks.signals.task_files_pruned`
-    is sent with the batch's files, then ``on_batch`` is called.
+    transaction of its own: the session is committed after each. A batch first
+    locks those of its tasks that are still due, so that a task that finished
+    or changed after the batch was read stays, and no row can be added to a
+    task between its archive and its deletion. The child rows are deleted
+    explicitly, whether the database enforces ``ON DELETE CASCADE`` or not.
+    After each commit, :data:`~flask_qhana_tasks.signals.task_files_pruned` is
+    sent with the batch's files, then ``on_batch`` is called.
+
+    On servers whose connections default to another isolation level than
+    ``READ COMMITTED``, such as MariaDB, each batch runs in ``READ COMMITTED``.
 
     Objects of the deleted tasks that the session holds are stale afterwards:
     do not use them.
@@ -313,7 +319,10 @@ def _delete_in_batches(
         )
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    statements = _Statements()
+    connection = session.connection()
+    statements = _Statements(due)
+    options = _batch_options(connection)
+    session.rollback()
     last_id: int | None = None
 
     while True:
@@ -323,15 +332,21 @@ def _delete_in_batches(
             query = query.where(ProcessingTask.id > last_id)
 
         try:
+            # A batch's options apply to a transaction of its own: end one that
+            # on_batch began, committing what it did, as the batch would.
+            if options and session().in_transaction():
+                session.commit()
+
             # Read through the connection: the ids need no ORM loading.
-            ids = list(session.connection().execute(query).scalars())
+            connection = session.connection(execution_options=options)
+            ids = list(connection.execute(query).scalars())
 
             if not ids:
                 session.rollback()
                 return
 
             want_files = task_files_pruned.has_receivers_for(app)
-            batch = _delete_batch(statements, ids, archive, want_files)
+            batch = _delete_batch(connection, statements, ids, archive, want_files)
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             session.rollback()
             raise PruneError(
@@ -344,6 +359,11 @@ def _delete_in_batches(
             raise
 
         last_id = ids[-1]
+
+        # Every task of the batch changed or went while it was read.
+        if batch is None:
+            continue
+
         report.batches += 1
 
         for name, count in batch.counts.items():
@@ -371,6 +391,10 @@ _DELETION_ORDER: tuple[tuple[type[t.Any], InstrumentedAttribute[t.Any]], ...] = 
 )
 
 
+#: The tasks read at a time to be written to an archive.
+_ARCHIVE_CHUNK = 200
+
+
 class _Batch(t.NamedTuple):
     """The rows one batch deleted."""
 
@@ -383,9 +407,27 @@ class _Batch(t.NamedTuple):
 
 class _Statements:
     """The statements of a batch, built once for every batch of a prune; the
-    ids of a batch are their parameter ``ids``."""
+    ids of a batch are their parameter ``ids``.
 
-    def __init__(self) -> None:
+    :param due: the query of the tasks due, as :func:`select_prunable` returns.
+    """
+
+    def __init__(self, due: sa.Select[int]) -> None:
+        task = ProcessingTask
+        self.lock_all: sa.Update | None = None
+
+        # SQLite has no SELECT ... FOR UPDATE: a write that changes nothing
+        # takes the database's write lock for the transaction instead.
+        if _session().get_bind().dialect.name == "sqlite":
+            self.lock_all = sa.update(task).where(sa.false()).values(id=task.id)
+
+        # The tasks still due among those read, locked until the commit: no
+        # row can be added to them, and none of them can finish or change
+        # status, between their archive and their deletion.
+        self.lock = (
+            due.where(id_in(task.id, key="ids")).order_by(task.id).with_for_update()
+        )
+
         table = TaskFile.__table__
         self.files = (
             sa.select(table)
@@ -398,33 +440,74 @@ class _Statements:
         ]
 
 
+def _batch_options(connection: sa.Connection) -> dict[str, t.Any]:
+    """Return the execution options of a batch's transaction.
+
+    A batch reads and locks its tasks, then archives and deletes them and their
+    rows, and every statement must see the rows as the others do.
+    Under ``READ COMMITTED`` each statement sees what is committed when it runs,
+    and a locking read locks only the rows it returns. A server whose
+    connections default to another level, such as MariaDB's ``REPEATABLE READ``,
+    whose snapshot would predate the lock and whose locking reads also lock the
+    gaps between rows, runs each batch in ``READ COMMITTED``. SQLite has the
+    one level, and its database lock.
+    """
+    if connection.dialect.name == "sqlite":
+        return {}
+
+    if connection.get_isolation_level() == "READ COMMITTED":
+        return {}
+
+    return {"isolation_level": "READ COMMITTED"}
+
+
 def _delete_batch(
+    connection: sa.Connection,
     statements: _Statements,
     ids: list[int],
     archive: t.TextIO | None,
     want_files: bool,
-) -> _Batch:
-    """Archive and delete the tasks with the given ids and their rows; commit."""
+) -> _Batch | None:
+    """Lock the tasks of ``ids`` that are still due, archive and delete them
+    with their rows, and commit.
+
+    Return ``None``, having rolled back, if none of them is still due.
+
+    :param connection: the connection of the session's transaction, which runs
+        plain statements without loading or synchronising any object.
+    """
     session = _session()
+
+    if statements.lock_all is not None:
+        connection.execute(statements.lock_all)
+
+    parameters = {"ids": ids_parameter(ids)}
+    ids = list(connection.execute(statements.lock, parameters).scalars())
+
+    if not ids:
+        session.rollback()
+        return None
+
     parameters = {"ids": ids_parameter(ids)}
     files: list[sa.Row[t.Any]] = []
 
     if want_files:
-        files = list(session.execute(statements.files, parameters))
+        files = list(connection.execute(statements.files, parameters))
 
     if archive is not None:
-        for record in task_records(ids):
-            archive.write(to_json(record) + "\n")
+        # A few tasks at a time, so that tasks with long logs or many rows do
+        # not all sit in memory at once, whatever the batch size.
+        for start in range(0, len(ids), _ARCHIVE_CHUNK):
+            for record in task_records(ids[start : start + _ARCHIVE_CHUNK]):
+                archive.write(to_json(record) + "\n")
 
         archive.flush()
 
-    # The session's connection runs plain deletes in the session's transaction,
-    # without loading or synchronising any object.
-    connection = session.connection()
     counts = {
         name: connection.execute(delete, parameters).rowcount
         for name, delete in statements.deletes
     }
+
     session.commit()
     return _Batch(counts, files)
 

@@ -175,18 +175,37 @@ def cli(app: Flask) -> FlaskCliRunner:
 
 @pytest.fixture
 def without_cascade(app: Flask) -> None:
-    """Stop the database from enforcing foreign keys, and so from cascading deletes.
+    """Stop the database from cascading the deletion of a task to its rows.
 
-    Code that must leave no orphans on any database is tested against this.
+    On SQLite the connections stop enforcing foreign keys; on a server the
+    foreign keys are made again without ``ON DELETE CASCADE``, as an adopted
+    database that was not upgraded has them. Code that must leave no orphans
+    on any database is tested against this.
     """
-    if BACKEND != "sqlite":
-        # The servers always enforce them; the test still shows that nothing is
-        # left behind there.
+    if BACKEND == "sqlite":
+        db.session.remove()
+        sa.event.remove(db.engine, "connect", _enable_sqlite_foreign_keys)
+        db.engine.dispose()
         return
 
-    db.session.remove()
-    sa.event.remove(db.engine, "connect", _enable_sqlite_foreign_keys)
-    db.engine.dispose()
+    quote = db.engine.dialect.identifier_preparer.quote
+    drop = "CONSTRAINT" if BACKEND == "postgresql" else "FOREIGN KEY"
+
+    with db.engine.begin() as connection:
+        for table, column in TASK_TABLES.items():
+            if table == "ProcessingTask":
+                continue
+
+            # MariaDB cannot drop and add a key of one name in one statement.
+            name = quote(f"fk_{table}_{column}_ProcessingTask")
+            alter = f"ALTER TABLE {quote(table)}"
+            connection.execute(sa.text(f"{alter} DROP {drop} {name}"))
+            connection.execute(
+                sa.text(
+                    f"{alter} ADD CONSTRAINT {name} FOREIGN KEY ({quote(column)})"
+                    f" REFERENCES {quote('ProcessingTask')} ({quote('id')})"
+                )
+            )
 
 
 #: The task table and the tables of its children, by the column that holds the task.

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import typing as t
+from collections.abc import Iterator
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_qhana_tasks import ProcessingTask
+from flask_qhana_tasks import prune as prune_module
 from flask_qhana_tasks import TaskFile
 from flask_qhana_tasks.maintenance import UnknownStatusError
 from flask_qhana_tasks.prune import count_prunable
@@ -170,6 +173,21 @@ def test_a_database_error_rolls_back_its_batch_only(app: Flask) -> None:
     assert archived == ids
 
 
+def test_a_batch_is_archived_a_few_tasks_at_a_time(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prune_module, "_ARCHIVE_CHUNK", 2)
+    ids = add_old_tasks(5)
+    archive = io.StringIO()
+
+    report = prune_tasks(older_than=timedelta(days=30), archive=archive)
+
+    records = [json.loads(line) for line in archive.getvalue().splitlines()]
+    assert [record["id"] for record in records] == ids
+    assert [len(record["steps"]) for record in records] == [1] * 5
+    assert (report.batches, report.tasks) == (1, 5)
+
+
 @pytest.mark.usefixtures("without_cascade")
 def test_children_are_deleted_without_database_cascades(app: Flask) -> None:
     add_old_tasks(3)
@@ -180,6 +198,77 @@ def test_children_are_deleted_without_database_cascades(app: Flask) -> None:
     assert remaining_ids() == [kept]
     assert count_orphans() == 0
     assert count_rows()["Step"] == 2
+
+
+@contextlib.contextmanager
+def after_first_read(change: sa.Executable) -> Iterator[list[bool]]:
+    """Commit ``change`` on a connection of its own just after a prune read the
+    ids of its first batch, before the prune's next statement; yield a list
+    that holds ``True`` once it ran."""
+    other = sa.create_engine(db.engine.url)
+    state = {"read": False}
+    done: list[bool] = []
+
+    def hook(*args: t.Any) -> None:
+        if done:
+            return
+
+        if not state["read"]:
+            state["read"] = "LIMIT" in args[2]
+            return
+
+        with other.begin() as connection:
+            connection.execute(change)
+
+        done.append(True)
+
+    sa.event.listen(db.engine, "before_cursor_execute", hook)
+
+    try:
+        yield done
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", hook)
+        other.dispose()
+
+
+def test_a_task_that_finishes_while_its_batch_is_read_is_kept(app: Flask) -> None:
+    stuck = [
+        add_task(started=timedelta(days=60), finished=None, task_status=None)
+        for _ in range(3)
+    ]
+    finish = (
+        sa.update(ProcessingTask)
+        .where(ProcessingTask.id == stuck[1])
+        .values(finished_at=NOW, task_status="SUCCESS")
+    )
+
+    with after_first_read(finish) as done:
+        report = prune_tasks(older_than=timedelta(days=30), include_unfinished=True)
+
+    assert done == [True]
+    assert remaining_ids() == [stuck[1]]
+    assert report.tasks == 2
+    assert count_orphans() == 0
+
+
+@pytest.mark.usefixtures("without_cascade")
+def test_a_batch_of_tasks_none_of_which_is_still_due(app: Flask) -> None:
+    ids = add_old_tasks(3)
+    reopen = (
+        sa.update(ProcessingTask)
+        .where(ProcessingTask.id.in_(ids[:2]))
+        .values(finished_at=NOW)
+    )
+
+    with after_first_read(reopen) as done:
+        report = prune_tasks(older_than=timedelta(days=30), batch_size=2)
+
+    assert done == [True]
+    assert remaining_ids() == ids[:2]
+    assert (report.batches, report.tasks) == (1, 1)
+    assert report.deleted == dict.fromkeys(count_rows(), 1)
+    assert count_rows() == dict.fromkeys(count_rows(), 2)
+    assert count_orphans() == 0
 
 
 def test_prune_refuses_a_session_with_pending_changes(app: Flask) -> None:
