@@ -18,15 +18,16 @@ the package and its baseline alike:
 - hot path: what a worker does with one task, through the package's methods and
   through plain attribute writes.
 
-On PostgreSQL the database named in ``--uri`` is emptied and filled; the copies
-are databases named after it with ``_prune``, ``_floor`` and ``_list_N`` added,
-made with ``CREATE DATABASE ... TEMPLATE`` and dropped at the end. The user
-needs the ``CREATEDB`` privilege.
+On PostgreSQL the database named in ``--uri`` is created if it does not exist,
+then emptied and filled; the copies are databases named after it with
+``_prune``, ``_floor`` and ``_list_N`` added, made with ``CREATE DATABASE ...
+TEMPLATE`` and dropped at the end. The user needs the ``CREATEDB`` privilege.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -257,21 +258,33 @@ class Databases:
 
         return self._create(name, sa.make_url(source).database or "")
 
+    def create_missing(self) -> None:
+        """Create the server database of ``--uri`` if it does not exist."""
+        if self.uri is None:
+            return
+
+        database = sa.make_url(self.uri).database
+
+        with self._admin() as connection:
+            exists = connection.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": database},
+            )
+
+            if not exists:
+                connection.execute(sa.text(f'CREATE DATABASE "{database}"'))
+
     def _create(self, name: str, template: str) -> str:
         """Create the server database ``name`` from ``template``; return its URI."""
         url = sa.make_url(self.uri or "")
         database = f"{url.database}_{name}"
-        engine = sa.create_engine(
-            url.set(database="postgres"), isolation_level="AUTOCOMMIT"
-        )
 
-        with engine.connect() as connection:
+        with self._admin() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
             connection.execute(
                 sa.text(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
             )
 
-        engine.dispose()
         self.made.append(database)
         return url.set(database=database).render_as_string(hide_password=False)
 
@@ -283,13 +296,9 @@ class Databases:
             Path(database).unlink()
             return
 
-        url = sa.make_url(self.uri).set(database="postgres")
-        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-
-        with engine.connect() as connection:
+        with self._admin() as connection:
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
 
-        engine.dispose()
         self.made.remove(database)
 
     def remove(self) -> None:
@@ -297,14 +306,24 @@ class Databases:
         if self.uri is None or not self.made:
             return
 
-        url = sa.make_url(self.uri).set(database="postgres")
-        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-
-        with engine.connect() as connection:
+        with self._admin() as connection:
             for database in self.made:
                 connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}"'))
 
-        engine.dispose()
+        self.made.clear()
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[sa.Connection]:
+        """Connect to the server's ``postgres`` database, outside transactions,
+        as ``CREATE DATABASE`` and ``DROP DATABASE`` need."""
+        url = sa.make_url(self.uri or "").set(database="postgres")
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+        try:
+            with engine.connect() as connection:
+                yield connection
+        finally:
+            engine.dispose()
 
 
 def row_counts(uri: str) -> dict[str, int]:
@@ -717,99 +736,149 @@ def print_table(rows: list[list[str]]) -> None:
         print("  ".join(cells).rstrip())
 
 
+#: The measurements ``--skip`` can leave out.
+MEASUREMENTS = ("prune", "list", "hot-path")
+
+#: The defaults of the options that ``--quick`` shrinks: normal, then quick.
+SCALED_DEFAULTS = {
+    "tasks": (200_000, 2000),
+    "list_sizes": ([10_000, 1_000_000], [1000, 10_000]),
+    "hot_path_tasks": (300, 20),
+    "runs": (50, 10),
+    "rounds": (3, 1),
+}
+
+
+def positive(text: str) -> int:
+    """Parse a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number.")
+
+    return number
+
+
+def positive_list(text: str) -> list[int]:
+    """Parse comma-separated whole numbers of at least 1."""
+    return [positive(item.strip()) for item in text.split(",")]
+
+
+def measurements(text: str) -> set[str]:
+    """Parse comma-separated names of measurements."""
+    names = {name.strip() for name in text.split(",") if name.strip()}
+
+    for name in sorted(names):
+        if name not in MEASUREMENTS:
+            raise argparse.ArgumentTypeError(
+                f"unknown measurement {name!r}; use {', '.join(MEASUREMENTS)}."
+            )
+
+    return names
+
+
+def postgresql_uri(text: str) -> str:
+    """Check that ``text`` is the SQLAlchemy URI of a PostgreSQL database."""
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise argparse.ArgumentTypeError(f"not a database URI: {text!r}.") from None
+
+    if url.get_backend_name() != "postgresql" or not url.database:
+        raise argparse.ArgumentTypeError(
+            "must name a PostgreSQL database, such as"
+            " postgresql+psycopg://user:password@127.0.0.1:5432/qhana_tasks_bench;"
+            " without it the benchmark runs on SQLite."
+        )
+
+    return text
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--uri",
-        help="a PostgreSQL URI of a database to fill; default: SQLite files in a"
-        " temporary directory.",
+        type=postgresql_uri,
+        help="a PostgreSQL URI of a database to fill, created if missing;"
+        " default: SQLite files in a temporary directory.",
     )
     parser.add_argument(
         "--tasks",
-        type=int,
-        default=200_000,
+        type=positive,
         help="the tasks the prune deletes; the database holds as many more that"
         " stay (default 200000).",
     )
     parser.add_argument(
         "--list-sizes",
-        default="10000,1000000",
+        type=positive_list,
         help="the task counts to list and show on, comma-separated"
         " (default 10000,1000000).",
     )
     parser.add_argument(
         "--hot-path-tasks",
-        type=int,
-        default=300,
+        type=positive,
         help="the tasks to run through each hot path (default 300).",
     )
     parser.add_argument(
         "--batch-sizes",
-        default="1000,10000",
+        type=positive_list,
+        default=[1000, 10_000],
         help="the batch sizes of the package's prune, comma-separated; each runs"
         " on a copy of its own (default 1000,10000; 1000 is the package's"
         " default).",
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=positive,
         help="the times each prune runs, each on a fresh copy; the fastest"
-        " counts (default 3, 1 with --quick).",
+        " counts (default 3).",
     )
     parser.add_argument(
         "--runs",
-        type=int,
-        default=50,
+        type=positive,
         help="the timed runs of each list and show (default 50).",
     )
     parser.add_argument(
         "--skip",
-        default="",
+        type=measurements,
+        default=set(),
         help="measurements to leave out, comma-separated: prune, list, hot-path.",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run of a few seconds: 2000 due tasks, lists of 1000 and 10000,"
+        help="a smoke run of a few seconds: unless given otherwise, 2000 due"
+        " tasks pruned in 1 round, lists of 1000 and 10000 timed 10 times,"
         " 20 hot-path tasks.",
     )
     args = parser.parse_args(argv)
 
-    if args.quick:
-        args.tasks, args.list_sizes, args.hot_path_tasks, args.runs = (
-            2000,
-            "1000,10000",
-            20,
-            10,
-        )
-
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 3
-
-    if args.rounds < 1:
-        parser.error(f"--rounds must be at least 1, not {args.rounds}.")
+    for name, defaults in SCALED_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, defaults[args.quick])
 
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sizes = [int(size) for size in args.list_sizes.split(",") if size]
-    skip = set(filter(None, args.skip.split(",")))
     rows: list[list[str]] = []
 
     with tempfile.TemporaryDirectory(prefix="qhana-tasks-bench-") as workdir:
         databases = Databases(args.uri, Path(workdir))
+        databases.create_missing()
 
         try:
-            if "prune" not in skip:
-                batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
-                bench_prune(databases, args.tasks, batch_sizes, args.rounds, rows)
+            if "prune" not in args.skip:
+                bench_prune(databases, args.tasks, args.batch_sizes, args.rounds, rows)
 
-            if "list" not in skip:
-                bench_listing(databases, sizes, args.runs, rows)
+            if "list" not in args.skip:
+                bench_listing(databases, args.list_sizes, args.runs, rows)
 
-            if "hot-path" not in skip:
+            if "hot-path" not in args.skip:
                 bench_hot_path(databases, args.hot_path_tasks, rows)
         finally:
             databases.remove()
