@@ -341,3 +341,26 @@ def test_settings_from_the_environment(
 
         db.session.remove()
         db.engine.dispose()
+
+
+def test_configuration_page_lists_every_key_with_its_default(tmp_path: Path) -> None:
+    text = (DOCS / "configuration.rst").read_text(encoding="utf-8")
+    entries = re.findall(
+        r"^\.\. data:: (\w+)\n(?:    :type: .+\n)?    :value: (.+)$",
+        text,
+        re.MULTILINE,
+    )
+    documented = {name: ast.literal_eval(value) for name, value in entries}
+    package = ROOT / "flask_qhana_tasks"
+    read = {
+        name
+        for path in package.rglob("*.py")
+        for name in re.findall(r"\bQHANA_TASKS_[A-Z_]+\b", path.read_text("utf-8"))
+    }
+    app = make_app(tmp_path, "sqlite")
+    defaults = {
+        key: value for key, value in app.config.items() if key.startswith("QHANA_")
+    }
+
+    assert read == set(defaults)
+    assert documented == defaults
