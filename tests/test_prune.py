@@ -17,6 +17,7 @@ from flask import Flask
 from flask_qhana_tasks import ProcessingTask
 from flask_qhana_tasks import prune as prune_module
 from flask_qhana_tasks import TaskFile
+from flask_qhana_tasks import TaskLink
 from flask_qhana_tasks.maintenance import UnknownStatusError
 from flask_qhana_tasks.prune import count_prunable
 from flask_qhana_tasks.prune import NoRetentionError
@@ -248,6 +249,24 @@ def test_a_task_that_finishes_while_its_batch_is_read_is_kept(app: Flask) -> Non
     assert done == [True]
     assert remaining_ids() == [stuck[1]]
     assert report.tasks == 2
+    assert count_orphans() == 0
+
+
+def test_a_link_added_while_its_batch_is_read_is_archived_and_deleted(
+    app: Flask,
+) -> None:
+    ids = add_old_tasks(2)
+    late = sa.insert(TaskLink).values(task_id=ids[0], type="late", href="https://l")
+    archive = io.StringIO()
+
+    with after_first_read(late) as done:
+        report = prune_tasks(older_than=timedelta(days=30), archive=archive)
+
+    assert done == [True]
+    records = [json.loads(line) for line in archive.getvalue().splitlines()]
+    assert [len(record["links"]) for record in records] == [2, 1]
+    assert report.deleted["TaskLink"] == 3
+    assert remaining_ids() == []
     assert count_orphans() == 0
 
 
