@@ -320,7 +320,7 @@ def _delete_in_batches(
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     connection = session.connection()
-    statements = _Statements(due)
+    statements = _Statements(due, connection.dialect.name)
     options = _batch_options(connection)
     session.rollback()
     last_id: int | None = None
@@ -410,15 +410,16 @@ class _Statements:
     ids of a batch are their parameter ``ids``.
 
     :param due: the query of the tasks due, as :func:`select_prunable` returns.
+    :param dialect: the name of the database's SQLAlchemy dialect.
     """
 
-    def __init__(self, due: sa.Select[int]) -> None:
+    def __init__(self, due: sa.Select[int], dialect: str) -> None:
         task = ProcessingTask
         self.lock_all: sa.Update | None = None
 
         # SQLite has no SELECT ... FOR UPDATE: a write that changes nothing
         # takes the database's write lock for the transaction instead.
-        if _session().get_bind().dialect.name == "sqlite":
+        if dialect == "sqlite":
             self.lock_all = sa.update(task).where(sa.false()).values(id=task.id)
 
         # The tasks still due among those read, locked until the commit: no
